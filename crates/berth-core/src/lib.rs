@@ -1,0 +1,10 @@
+//! Berth's domain vocabulary, free of IO: parameter specs and their validation, the names
+//! that reach Docker and SQL, secrets (generation, encryption at rest, API tokens) and
+//! masking. Everything here is pure so it can be unit-tested without Docker or a database.
+
+pub mod mask;
+pub mod names;
+pub mod params;
+pub mod secrets;
+
+pub use params::{ParamError, ParamKind, ParamSpec, Parameters};

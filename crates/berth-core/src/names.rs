@@ -1,0 +1,114 @@
+//! Names that reach Docker (container and volume names), SQL and shells. They are validated
+//! here, once, so every later use can rely on them being plain `[a-z0-9-]` words.
+
+use thiserror::Error;
+
+/// Longest service name we accept: `berth-{type}-{name}-data` must stay a sane Docker name.
+pub const MAX_NAME_LEN: usize = 63;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("name must not be empty")]
+    Empty,
+    #[error("name is {0} characters long; the limit is {MAX_NAME_LEN}")]
+    TooLong(usize),
+    #[error(
+        "name {0:?} is invalid: use lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+    )]
+    Invalid(String),
+}
+
+/// Validates a service or project slug: `^[a-z][a-z0-9-]*[a-z0-9]$` (or one letter), at most 63 chars.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(NameError::TooLong(name.chars().count()));
+    }
+    let bytes = name.as_bytes();
+    let ok_start = bytes[0].is_ascii_lowercase();
+    let ok_end = bytes[bytes.len() - 1] != b'-';
+    let ok_chars = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if ok_start && ok_end && ok_chars {
+        Ok(())
+    } else {
+        Err(NameError::Invalid(name.to_string()))
+    }
+}
+
+/// Turns a free-form project name into a slug candidate (`My App!` -> `my-app`).
+pub fn slugify(input: &str) -> String {
+    let mut out = String::new();
+    for c in input.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out.truncate(MAX_NAME_LEN);
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+/// Deterministic Docker names for a service, so a crashed create can be adopted, never duplicated.
+pub fn container_name(service_type: &str, name: &str) -> String {
+    format!("berth-{service_type}-{name}")
+}
+
+pub fn volume_name(service_type: &str, name: &str) -> String {
+    format!("berth-{service_type}-{name}-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_slugs() {
+        for ok in ["a", "my-postgres", "db1", "a-b-c"] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        assert_eq!(validate_name(""), Err(NameError::Empty));
+        assert!(matches!(
+            validate_name(&"a".repeat(200)),
+            Err(NameError::TooLong(200))
+        ));
+        for bad in [
+            "My-Postgres",
+            "has space",
+            "1abc",
+            "-abc",
+            "abc-",
+            "a;rm -rf /",
+            "x'; DROP TABLE services;--",
+            "a$(id)",
+            "a_b",
+            "ü",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(NameError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn slugify_normalises() {
+        assert_eq!(slugify("My App!"), "my-app");
+        assert_eq!(slugify("  --Hello__World--  "), "hello-world");
+        assert_eq!(slugify(&"ab".repeat(100)).len(), MAX_NAME_LEN);
+    }
+}

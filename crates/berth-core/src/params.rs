@@ -1,0 +1,305 @@
+//! Parameter specs: each engine declares its parameters once (default, editable, secret,
+//! value kind) and this module validates create and update requests against them. The seed's
+//! tables are the specs; the API, the CLI and the docs all read them from here.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::secrets;
+
+/// Parameter values are strings on the wire, as in the seed (`"port": "5432"`).
+pub type Parameters = BTreeMap<String, String>;
+
+/// What values a parameter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A TCP port published on 127.0.0.1; when absent, the first free port from `base` up.
+    Port { base: u16 },
+    /// An integer in `min..=max`.
+    Integer { min: i64, max: i64 },
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// A Docker image reference; when absent, the engine's (configurable) default image.
+    Image,
+    /// A SQL identifier such as a database or role name: `[a-z_][a-z0-9_]*`, at most 63 bytes.
+    Identifier,
+    /// A secret; when absent, generated from a CSPRNG with `length` alphanumeric characters.
+    Secret { length: usize },
+}
+
+/// One parameter of an engine, as the seed's tables describe it.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    /// One line for users (CLI help, API docs).
+    pub doc: &'static str,
+    pub kind: ParamKind,
+    /// Static default, if any (ports, images and secrets are filled elsewhere).
+    pub default: Option<&'static str>,
+    /// Whether `PUT /external-services/{id}` may change it.
+    pub editable: bool,
+}
+
+impl ParamSpec {
+    pub fn is_secret(&self) -> bool {
+        matches!(self.kind, ParamKind::Secret { .. })
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ParamError {
+    #[error("unknown parameter {name:?}; this service type accepts: {allowed}")]
+    Unknown { name: String, allowed: String },
+    #[error("invalid value for parameter {name:?}: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("parameter {0:?} is read-only after creation")]
+    ReadOnly(String),
+}
+
+fn find<'a>(specs: &'a [ParamSpec], name: &str) -> Result<&'a ParamSpec, ParamError> {
+    specs
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ParamError::Unknown {
+            name: name.to_string(),
+            allowed: specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+        })
+}
+
+/// Validates a create request: every given parameter must exist and be valid. Static defaults
+/// and generated secrets are added; ports and the image are left for the server to fill in,
+/// because choosing them needs IO (free ports) or configuration (default images).
+pub fn validate_create(specs: &[ParamSpec], given: &Parameters) -> Result<Parameters, ParamError> {
+    let mut out = Parameters::new();
+    for (name, value) in given {
+        let spec = find(specs, name)?;
+        validate_value(spec, value)?;
+        out.insert(name.clone(), value.clone());
+    }
+    for spec in specs {
+        if out.contains_key(spec.name) {
+            continue;
+        }
+        if let Some(default) = spec.default {
+            out.insert(spec.name.to_string(), default.to_string());
+        } else if let ParamKind::Secret { length } = spec.kind {
+            out.insert(spec.name.to_string(), secrets::generate_password(length));
+        }
+    }
+    Ok(out)
+}
+
+/// Validates an update request: unknown parameters and read-only ones are refused, by name.
+pub fn validate_update(specs: &[ParamSpec], given: &Parameters) -> Result<(), ParamError> {
+    for (name, value) in given {
+        let spec = find(specs, name)?;
+        if !spec.editable {
+            return Err(ParamError::ReadOnly(name.clone()));
+        }
+        validate_value(spec, value)?;
+    }
+    Ok(())
+}
+
+fn invalid(spec: &ParamSpec, reason: impl Into<String>) -> ParamError {
+    ParamError::Invalid {
+        name: spec.name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a decimal integer strictly: no sign, no leading zeros, no spaces ("01" is refused so
+/// that what the user wrote is what we store).
+fn parse_strict(spec: &ParamSpec, value: &str) -> Result<i64, ParamError> {
+    let canonical = !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+        && (value == "0" || !value.starts_with('0'))
+        && value.len() <= 18;
+    if !canonical {
+        return Err(invalid(
+            spec,
+            format!("{value:?} is not a plain decimal number"),
+        ));
+    }
+    Ok(value.parse().expect("checked digits"))
+}
+
+pub fn validate_value(spec: &ParamSpec, value: &str) -> Result<(), ParamError> {
+    match spec.kind {
+        ParamKind::Port { .. } => {
+            let port = parse_strict(spec, value)?;
+            if !(1..=65535).contains(&port) {
+                return Err(invalid(spec, format!("port {port} is outside 1-65535")));
+            }
+        }
+        ParamKind::Integer { min, max } => {
+            let n = parse_strict(spec, value)?;
+            if !(min..=max).contains(&n) {
+                return Err(invalid(spec, format!("{n} is outside {min}-{max}")));
+            }
+        }
+        ParamKind::Choice(choices) => {
+            if !choices.contains(&value) {
+                return Err(invalid(
+                    spec,
+                    format!("{value:?} is not one of: {}", choices.join(", ")),
+                ));
+            }
+        }
+        ParamKind::Image => validate_image(value).map_err(|reason| invalid(spec, reason))?,
+        ParamKind::Identifier => {
+            let ok = !value.is_empty()
+                && value.len() <= 63
+                && value
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(invalid(
+                    spec,
+                    "use lowercase letters, digits and '_', starting with a letter or '_', at most 63 bytes",
+                ));
+            }
+        }
+        ParamKind::Secret { .. } => {
+            if value.len() < 8 || value.len() > 128 {
+                return Err(invalid(spec, "must be 8 to 128 characters"));
+            }
+            if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(invalid(
+                    spec,
+                    "must not contain whitespace or control characters",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Docker image reference: `[registry/]repo[:tag][@digest]` with the characters Docker allows.
+pub fn validate_image(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && value.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
+                || b.is_ascii_uppercase()
+        })
+        && !value.contains("//");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{value:?} is not a valid Docker image reference"))
+    }
+}
+
+/// The major version in an image tag: `postgres:15.4-bookworm` -> 15. `None` when the tag
+/// does not start with a number (`latest`), in which case callers must find out otherwise.
+pub fn image_major(image: &str) -> Option<u32> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    let tag = last.split_once(':')?.1;
+    let digits: String = tag.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECS: &[ParamSpec] = &[
+        ParamSpec {
+            name: "port",
+            doc: "",
+            kind: ParamKind::Port { base: 5432 },
+            default: None,
+            editable: true,
+        },
+        ParamSpec {
+            name: "max_connections",
+            doc: "",
+            kind: ParamKind::Integer { min: 1, max: 10000 },
+            default: Some("100"),
+            editable: true,
+        },
+        ParamSpec {
+            name: "ssl_mode",
+            doc: "",
+            kind: ParamKind::Choice(&["disable", "require"]),
+            default: Some("disable"),
+            editable: true,
+        },
+        ParamSpec {
+            name: "password",
+            doc: "",
+            kind: ParamKind::Secret { length: 16 },
+            default: None,
+            editable: false,
+        },
+    ];
+
+    fn params(pairs: &[(&str, &str)]) -> Parameters {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn create_fills_defaults_and_generates_secrets() {
+        let out = validate_create(SPECS, &params(&[("max_connections", "200")])).unwrap();
+        assert_eq!(out["max_connections"], "200");
+        assert_eq!(out["ssl_mode"], "disable");
+        assert_eq!(out["password"].len(), 16);
+        assert!(!out.contains_key("port"), "ports are chosen by the server");
+    }
+
+    #[test]
+    fn create_rejects_unknown_and_invalid() {
+        assert!(matches!(
+            validate_create(SPECS, &params(&[("bogus", "1")])),
+            Err(ParamError::Unknown { .. })
+        ));
+        for bad in ["abc", "0", "65536", "-1", "01", " 5432", "5432.0", ""] {
+            assert!(
+                matches!(
+                    validate_create(SPECS, &params(&[("port", bad)])),
+                    Err(ParamError::Invalid { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_create(SPECS, &params(&[("port", "65535")])).is_ok());
+        assert!(validate_create(SPECS, &params(&[("ssl_mode", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn update_refuses_read_only_by_name() {
+        assert_eq!(
+            validate_update(SPECS, &params(&[("password", "abcdefgh1")])),
+            Err(ParamError::ReadOnly("password".into()))
+        );
+        assert!(validate_update(SPECS, &params(&[("max_connections", "300")])).is_ok());
+    }
+
+    #[test]
+    fn image_majors() {
+        assert_eq!(image_major("berth/postgres:15"), Some(15));
+        assert_eq!(image_major("gotempsh/postgres-walg:18-bookworm"), Some(18));
+        assert_eq!(image_major("localhost:5000/postgres:16.2"), Some(16));
+        assert_eq!(image_major("postgres"), None);
+        assert_eq!(image_major("postgres:latest"), None);
+        assert!(validate_image("berth/postgres:15").is_ok());
+        assert!(validate_image("a b").is_err());
+        assert!(validate_image("x;rm").is_err());
+    }
+}

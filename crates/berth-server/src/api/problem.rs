@@ -1,0 +1,111 @@
+//! RFC 7807 problem+json: the one error type handlers return. Manager and store errors map to
+//! statuses here and nowhere else: not found -> 404, conflicts -> 409, bad input -> 400,
+//! Docker unreachable -> 503, anything else -> 500 (with details logged, not leaked).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::manager::ManagerError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+    /// Extra members, e.g. the operation id of a failed operation.
+    pub operation_id: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation_id: Option<i64>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            operation_id: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Problem {
+            kind: "about:blank",
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            operation_id: self.operation_id,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ManagerError> for ApiError {
+    fn from(e: ManagerError) -> Self {
+        match e {
+            ManagerError::BadRequest(m) => Self::bad_request(m),
+            ManagerError::NotFound(m) => Self::not_found(m),
+            ManagerError::Conflict(m) => Self::conflict(m),
+            ManagerError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            ManagerError::Internal(m) => {
+                tracing::error!("internal error: {m}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("state store error: {e}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the state database is unavailable; see the server log",
+        )
+    }
+}
+
+pub async fn not_found_route() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,31 @@
+//! Liveness (`/healthz`, unauthenticated) and `/api/system/status` (Docker reachability and
+//! the reconciler's state).
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::AppState;
+use crate::reconciler::ReconcilerStatus;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Serialize)]
+pub struct SystemStatus {
+    version: &'static str,
+    docker_reachable: bool,
+    docker_error: Option<String>,
+    reconciler: ReconcilerStatus,
+}
+
+pub async fn status(State(state): State<AppState>) -> Json<SystemStatus> {
+    let docker = state.manager.docker.ping().await;
+    Json(SystemStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        docker_reachable: docker.is_ok(),
+        docker_error: docker.err().map(|e| e.to_string()),
+        reconciler: state.reconciler.status().await,
+    })
+}

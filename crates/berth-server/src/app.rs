@@ -1,0 +1,143 @@
+//! Startup of `berth serve`: data directory, secret key, instance id, first admin token, state
+//! store, reconciler, then the HTTP API until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_core::secrets::{self, SecretBox};
+
+use crate::api::{self, AppState};
+use crate::config::ServerConfig;
+use crate::docker::DockerClient;
+use crate::manager::ServiceManager;
+use crate::reconciler::Reconciler;
+use crate::store::Store;
+
+/// Name of the file the first admin token is written to, inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+const KEY_FILE: &str = "secret.key";
+const INSTANCE_FILE: &str = "instance-id";
+
+/// Writes `contents` to a new file readable only by its owner.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Loads the key that encrypts secrets at rest, generating it (0600) on first start.
+fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SecretBox> {
+    let path = data_dir.join(KEY_FILE);
+    if !path.exists() {
+        write_private(&path, &secrets::generate_key())?;
+        tracing::info!(path = %path.display(), "generated the secret key (keep it: without it stored credentials cannot be decrypted)");
+    }
+    let key = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    SecretBox::new(&key).with_context(|| format!("{} is not a valid key", path.display()))
+}
+
+fn load_or_create_instance_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(INSTANCE_FILE);
+    if !path.exists() {
+        write_private(&path, secrets::generate_password(12).to_lowercase().as_bytes())?;
+    }
+    Ok(std::fs::read_to_string(&path)?.trim().to_string())
+}
+
+/// On first start (no tokens at all), creates the admin token, stores its hash and writes the
+/// token itself once to a 0600 file whose path is printed.
+async fn bootstrap_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result<()> {
+    if store.count_tokens().await? > 0 {
+        return Ok(());
+    }
+    let token = secrets::generate_token();
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let _ = std::fs::remove_file(&path);
+    write_private(&path, format!("{token}\n").as_bytes())?;
+    store.insert_token("admin", &secrets::hash_token(&token)).await?;
+    eprintln!("berth: admin API token written to {}", path.display());
+    Ok(())
+}
+
+/// Everything `berth serve` needs, built but not yet listening (tests use this too).
+pub struct Server {
+    pub state: AppState,
+    pub reconciler: Arc<Reconciler>,
+    pub config: ServerConfig,
+}
+
+pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let secret_box = load_or_create_key(&config.data_dir)?;
+    let instance_id = load_or_create_instance_id(&config.data_dir)?;
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Store::sqlite_url(&config.data_dir));
+    let store = Store::open(&url, secret_box)
+        .await
+        .context("opening the state database")?;
+    bootstrap_admin_token(&store, &config.data_dir).await?;
+    let docker = Arc::new(DockerClient::new());
+    let manager = ServiceManager::new(store.clone(), docker, config.clone(), instance_id);
+    let reconciler = Reconciler::new(manager.clone());
+    let state = AppState {
+        store,
+        manager,
+        reconciler: reconciler.clone(),
+    };
+    Ok(Server {
+        state,
+        reconciler,
+        config,
+    })
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let server = build(config).await?;
+    let listener = tokio::net::TcpListener::bind(server.config.listen)
+        .await
+        .with_context(|| format!("listening on {}", server.config.listen))?;
+    eprintln!("berth: listening on http://{}", listener.local_addr()?);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+
+    // Startup reconciliation runs in the background so the API answers at once; the services
+    // it is resolving are claimed first, so requests touching them get 409 until it is done.
+    let interrupted = server.reconciler.claim_interrupted().await?;
+    let reconciler = server.reconciler.clone();
+    let interval = Duration::from_secs(server.config.reconcile_interval_secs.max(1));
+    tokio::spawn(async move {
+        reconciler.startup(interrupted).await;
+        reconciler.run_periodic(interval, shutdown_rx).await;
+    });
+
+    let app = api::router(server.state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = shutdown_tx.send(true);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,60 @@
+//! Server configuration. Every field has a default; a TOML file (`--config`) can set any of
+//! them, and command-line flags or `BERTH_*` environment variables override the file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on. Loopback by default: put a TLS proxy in front to expose it.
+    pub listen: SocketAddr,
+    /// Directory for the state database, the secret key, the admin token and image build scratch.
+    pub data_dir: PathBuf,
+    /// State database URL; defaults to SQLite in `data_dir`. `postgres://...` also works.
+    pub database_url: Option<String>,
+    /// Docker network shared by services (container names resolve as hostnames on it).
+    pub network: String,
+    /// Seconds between reconciler passes.
+    pub reconcile_interval_secs: u64,
+    /// Seconds to wait for a service to accept connections after (re)starting it.
+    pub readiness_timeout_secs: u64,
+    /// Default image per service type, overriding Berth's own (`postgres = "postgres:15"`).
+    pub images: HashMap<String, String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: default_data_dir(),
+            database_url: None,
+            network: "berth".into(),
+            reconcile_interval_secs: 30,
+            readiness_timeout_secs: 120,
+            images: HashMap::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// `/var/lib/berth` for root, `~/.local/share/berth` otherwise.
+pub fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::env::var("HOME").map(|h| h == "/root").unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/berth");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/berth"),
+        None => PathBuf::from("/var/lib/berth"),
+    }
+}

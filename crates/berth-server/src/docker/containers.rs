@@ -1,0 +1,319 @@
+//! Containers: create-or-adopt by deterministic name, start, stop, remove, inspect, list.
+
+use std::collections::{HashMap, HashSet};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use futures_util::StreamExt;
+
+use super::{DockerClient, DockerError, DockerResult, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE_ID};
+
+/// Everything needed to create a service container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// `KEY=value` pairs. May hold credentials (the official images' contract); never logged.
+    pub env: Vec<String>,
+    /// Arguments to the image's entrypoint.
+    pub cmd: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub volume: String,
+    pub data_path: String,
+    /// (container port, host port) pairs, published on 127.0.0.1 only.
+    pub ports: Vec<(u16, u16)>,
+    pub network: String,
+}
+
+/// What `inspect` tells us about a container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub running: bool,
+    /// Docker's state word: created, running, exited, restarting, ...
+    pub state: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// Host ports bound, with the host IP they are bound to.
+    pub bindings: Vec<(String, u16)>,
+}
+
+/// A Berth-labelled container found by listing.
+#[derive(Debug, Clone)]
+pub struct ManagedContainer {
+    pub name: String,
+    pub service_id: Option<i64>,
+    pub instance: Option<String>,
+    pub state: String,
+}
+
+impl DockerClient {
+    /// Creates the container, or adopts an existing container of the same name (the name is
+    /// deterministic per service, so a retry after a crash finds what the first try made).
+    /// Returns `true` if it was newly created.
+    pub async fn create_or_adopt_container(&self, spec: &ContainerSpec) -> DockerResult<bool> {
+        let spec = spec.clone();
+        self.with(|d| async move {
+            let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+                .ports
+                .iter()
+                .map(|(inner, host)| {
+                    (
+                        format!("{inner}/tcp"),
+                        Some(vec![PortBinding {
+                            host_ip: Some("127.0.0.1".into()),
+                            host_port: Some(host.to_string()),
+                        }]),
+                    )
+                })
+                .collect();
+            let exposed: Vec<String> = spec.ports.iter().map(|(p, _)| format!("{p}/tcp")).collect();
+            let body = ContainerCreateBody {
+                image: Some(spec.image.clone()),
+                env: Some(spec.env.clone()),
+                cmd: if spec.cmd.is_empty() { None } else { Some(spec.cmd.clone()) },
+                labels: Some(spec.labels.clone()),
+                hostname: Some(spec.name.clone()),
+                exposed_ports: Some(exposed),
+                host_config: Some(HostConfig {
+                    port_bindings: Some(port_bindings),
+                    mounts: Some(vec![Mount {
+                        target: Some(spec.data_path.clone()),
+                        source: Some(spec.volume.clone()),
+                        typ: Some(MountType::VOLUME),
+                        ..Default::default()
+                    }]),
+                    restart_policy: Some(RestartPolicy {
+                        name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                        maximum_retry_count: None,
+                    }),
+                    network_mode: Some(spec.network.clone()),
+                    ..Default::default()
+                }),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        spec.network.clone(),
+                        EndpointSettings {
+                            aliases: Some(vec![spec.name.clone()]),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
+                ..Default::default()
+            };
+            let options = CreateContainerOptions {
+                name: Some(spec.name.clone()),
+                ..Default::default()
+            };
+            match d.create_container(Some(options), body).await {
+                Ok(_) => Ok(true),
+                Err(e) => match DockerError::from(e) {
+                    DockerError::Conflict(_) => Ok(false),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
+    /// Starts a container; already running is fine.
+    pub async fn start_container(&self, name: &str) -> DockerResult<()> {
+        let name = name.to_string();
+        self.with(|d| async move {
+            match d.start_container(&name, None).await {
+                Ok(()) => Ok(()),
+                // 304 Not Modified: already started.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// Stops a container gracefully (SIGTERM/STOPSIGNAL, then SIGKILL after `timeout_secs`).
+    pub async fn stop_container(&self, name: &str, timeout_secs: i32) -> DockerResult<()> {
+        let name = name.to_string();
+        self.with(|d| async move {
+            let options = StopContainerOptions {
+                t: Some(timeout_secs),
+                signal: None,
+            };
+            match d.stop_container(&name, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// Force-removes a container; a missing container is not an error.
+    pub async fn remove_container(&self, name: &str) -> DockerResult<()> {
+        let name = name.to_string();
+        self.with(|d| async move {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: false,
+                link: false,
+            };
+            match d.remove_container(&name, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(e) => match DockerError::from(e) {
+                    DockerError::NotFound(_) => Ok(()),
+                    // "removal already in progress"
+                    DockerError::Conflict(_) => Ok(()),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
+    /// Inspects a container; `None` if it does not exist.
+    pub async fn inspect_container(&self, name: &str) -> DockerResult<Option<ContainerInfo>> {
+        let name = name.to_string();
+        self.with(|d| async move {
+            let info = match d.inspect_container(&name, None).await {
+                Ok(info) => info,
+                Err(e) => {
+                    return match DockerError::from(e) {
+                        DockerError::NotFound(_) => Ok(None),
+                        other => Err(other),
+                    };
+                }
+            };
+            let state = info.state.as_ref();
+            let bindings = info
+                .host_config
+                .as_ref()
+                .and_then(|h| h.port_bindings.as_ref())
+                .map(|map| {
+                    map.values()
+                        .flatten()
+                        .flatten()
+                        .filter_map(|b| {
+                            let port = b.host_port.as_deref()?.parse().ok()?;
+                            Some((b.host_ip.clone().unwrap_or_default(), port))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Some(ContainerInfo {
+                id: info.id.clone().unwrap_or_default(),
+                running: state.and_then(|s| s.running).unwrap_or(false),
+                state: state
+                    .and_then(|s| s.status)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                image: info
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.image.clone())
+                    .unwrap_or_default(),
+                labels: info
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default(),
+                bindings,
+            }))
+        })
+        .await
+    }
+
+    /// All containers (running or not) carrying `berth.managed=true`.
+    pub async fn list_managed_containers(&self) -> DockerResult<Vec<ManagedContainer>> {
+        self.with(|d| async move {
+            let options = ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{LABEL_MANAGED}=true")],
+                )])),
+                ..Default::default()
+            };
+            let list = d.list_containers(Some(options)).await?;
+            Ok(list
+                .into_iter()
+                .map(|c| {
+                    let labels = c.labels.unwrap_or_default();
+                    ManagedContainer {
+                        name: c
+                            .names
+                            .and_then(|n| n.first().cloned())
+                            .unwrap_or_default()
+                            .trim_start_matches('/')
+                            .to_string(),
+                        service_id: labels.get(LABEL_SERVICE_ID).and_then(|v| v.parse().ok()),
+                        instance: labels.get(LABEL_INSTANCE).cloned(),
+                        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Host ports published by any container (running or not: a stopped container gets its
+    /// ports back when it starts, so they count as taken).
+    pub async fn published_ports(&self) -> DockerResult<HashSet<u16>> {
+        self.with(|d| async move {
+            let options = ListContainersOptions {
+                all: true,
+                ..Default::default()
+            };
+            let mut ports = HashSet::new();
+            for c in d.list_containers(Some(options)).await? {
+                for p in c.ports.unwrap_or_default() {
+                    if let Some(public) = p.public_port {
+                        ports.insert(public);
+                    }
+                }
+                // Stopped containers list no ports; their bindings live in the host config.
+                if let Some(id) = c.id
+                    && c.state.map(|s| s.to_string()) != Some("running".into())
+                    && let Ok(info) = d.inspect_container(&id, None).await
+                    && let Some(map) = info.host_config.and_then(|h| h.port_bindings)
+                {
+                    for binding in map.values().flatten().flatten() {
+                        if let Some(port) = binding.host_port.as_deref().and_then(|p| p.parse().ok()) {
+                            ports.insert(port);
+                        }
+                    }
+                }
+            }
+            Ok(ports)
+        })
+        .await
+    }
+
+    /// The last `lines` lines of a container's output, to explain a failed start.
+    pub async fn container_logs_tail(&self, name: &str, lines: usize) -> DockerResult<String> {
+        let name = name.to_string();
+        self.with(|d| async move {
+            let options = LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..Default::default()
+            };
+            let mut stream = d.logs(&name, Some(options));
+            let mut out = String::new();
+            while let Some(chunk) = stream.next().await {
+                out.push_str(&chunk?.to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,94 @@
+//! Engines: one module per service type implementing [`Engine`], and the registry that maps a
+//! `service_type` string to its engine. Nothing outside this folder matches on service types,
+//! so adding an engine means one new module and one line in [`registry`].
+
+mod postgres;
+mod redis;
+
+use async_trait::async_trait;
+use berth_core::{ParamSpec, Parameters};
+
+/// Berth's own image for an engine: a Dockerfile and the files it copies, embedded in the
+/// binary so `berth images build` works offline.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRecipe {
+    pub repository: &'static str,
+    pub tag: &'static str,
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+impl ImageRecipe {
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+/// What an engine must say about its service type.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// The `service_type` on the wire (`postgres`, `redis`, ...).
+    fn service_type(&self) -> &'static str;
+
+    /// The parameter table from the seed.
+    fn params(&self) -> &'static [ParamSpec];
+
+    /// Berth's own image, the default `docker_image`.
+    fn image_recipe(&self) -> ImageRecipe;
+
+    /// Container ports and the parameter holding the host port each is published on.
+    fn ports(&self) -> &'static [(u16, &'static str)];
+
+    /// Where the data volume is mounted inside the container.
+    fn data_path(&self) -> &'static str;
+
+    /// Environment for the container (the official image's contract).
+    fn container_env(&self, params: &Parameters) -> Vec<String>;
+
+    /// Arguments to the image's entrypoint.
+    fn container_cmd(&self, params: &Parameters) -> Vec<String>;
+
+    /// Connects from the host through the published port as a real client and runs a trivial
+    /// command. `Ok` means the service accepts work; `Err` says why not.
+    async fn probe(&self, host_port: u16, params: &Parameters) -> Result<(), String>;
+
+    /// The image environment variable that carries the server version (`PG_MAJOR`), used to
+    /// refuse cross-major image swaps that would not start on the existing data.
+    fn version_env(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+static ENGINES: &[&dyn Engine] = &[&postgres::Postgres, &redis::Redis];
+
+/// All engines, in display order.
+pub fn registry() -> &'static [&'static dyn Engine] {
+    ENGINES
+}
+
+/// The engine for a service type, if it exists.
+pub fn engine(service_type: &str) -> Option<&'static dyn Engine> {
+    ENGINES
+        .iter()
+        .copied()
+        .find(|e| e.service_type() == service_type)
+}
+
+/// The names of all service types, for error messages.
+pub fn service_types() -> Vec<&'static str> {
+    ENGINES.iter().map(|e| e.service_type()).collect()
+}
+
+/// The major version an image carries: from the engine's version env var when the image is
+/// present, else from its tag.
+pub fn image_major(engine: &dyn Engine, image: &str, image_env: Option<&[String]>) -> Option<u32> {
+    if let (Some(var), Some(env)) = (engine.version_env(), image_env) {
+        let prefix = format!("{var}=");
+        if let Some(value) = env.iter().find_map(|e| e.strip_prefix(&prefix)) {
+            let digits: String = value.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(major) = digits.parse() {
+                return Some(major);
+            }
+        }
+    }
+    berth_core::params::image_major(image)
+}

@@ -1,0 +1,170 @@
+//! PostgreSQL: the seed's parameter table, the official image's env contract, and a probe that
+//! logs in with the generated password over the published port.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::{ParamKind, ParamSpec, Parameters};
+use sqlx::ConnectOptions;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+use super::{Engine, ImageRecipe};
+
+pub struct Postgres;
+
+pub const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "port",
+        doc: "Host port on 127.0.0.1; auto-assigned from 5432",
+        kind: ParamKind::Port { base: 5432 },
+        default: None,
+        editable: true,
+    },
+    ParamSpec {
+        name: "docker_image",
+        doc: "Image honouring the official postgres env contract",
+        kind: ParamKind::Image,
+        default: None,
+        editable: true,
+    },
+    ParamSpec {
+        name: "max_connections",
+        doc: "Server max_connections",
+        kind: ParamKind::Integer { min: 1, max: 10000 },
+        default: Some("100"),
+        editable: true,
+    },
+    ParamSpec {
+        name: "ssl_mode",
+        doc: "sslmode clients use; anything but disable turns on TLS in the server",
+        kind: ParamKind::Choice(SSL_MODES),
+        default: Some("disable"),
+        editable: true,
+    },
+    ParamSpec {
+        name: "database",
+        doc: "Initial database",
+        kind: ParamKind::Identifier,
+        default: Some("postgres"),
+        editable: false,
+    },
+    ParamSpec {
+        name: "username",
+        doc: "Superuser name",
+        kind: ParamKind::Identifier,
+        default: Some("postgres"),
+        editable: false,
+    },
+    ParamSpec {
+        name: "password",
+        doc: "Superuser password (generated, 16 characters)",
+        kind: ParamKind::Secret { length: 16 },
+        default: None,
+        editable: false,
+    },
+];
+
+fn get<'a>(params: &'a Parameters, name: &str) -> &'a str {
+    params.get(name).map(String::as_str).unwrap_or_default()
+}
+
+#[async_trait]
+impl Engine for Postgres {
+    fn service_type(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn image_recipe(&self) -> ImageRecipe {
+        ImageRecipe {
+            repository: "berth/postgres",
+            tag: "15",
+            files: &[
+                (
+                    "Dockerfile",
+                    include_str!("../../../../images/postgres/Dockerfile"),
+                ),
+                (
+                    "docker-entrypoint.sh",
+                    include_str!("../../../../images/postgres/docker-entrypoint.sh"),
+                ),
+            ],
+        }
+    }
+
+    fn ports(&self) -> &'static [(u16, &'static str)] {
+        &[(5432, "port")]
+    }
+
+    fn data_path(&self) -> &'static str {
+        "/var/lib/postgresql/data"
+    }
+
+    fn container_env(&self, params: &Parameters) -> Vec<String> {
+        vec![
+            format!("POSTGRES_USER={}", get(params, "username")),
+            format!("POSTGRES_PASSWORD={}", get(params, "password")),
+            format!("POSTGRES_DB={}", get(params, "database")),
+            "PGDATA=/var/lib/postgresql/data".into(),
+        ]
+    }
+
+    fn container_cmd(&self, params: &Parameters) -> Vec<String> {
+        let mut cmd = vec![
+            "postgres".to_string(),
+            "-c".into(),
+            format!("max_connections={}", get(params, "max_connections")),
+        ];
+        if get(params, "ssl_mode") != "disable" {
+            // Debian's ssl-cert snakeoil pair (Berth's image; official images need their own).
+            for setting in [
+                "ssl=on",
+                "ssl_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                "ssl_key_file=/etc/ssl/private/ssl-cert-snakeoil.key",
+            ] {
+                cmd.push("-c".into());
+                cmd.push(setting.into());
+            }
+        }
+        cmd
+    }
+
+    async fn probe(&self, host_port: u16, params: &Parameters) -> Result<(), String> {
+        let options = PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(host_port)
+            .username(get(params, "username"))
+            .password(get(params, "password"))
+            .database(get(params, "database"))
+            .ssl_mode(PgSslMode::Prefer)
+            .disable_statement_logging();
+        let attempt = async {
+            let mut conn = options.connect().await.map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.close().await.map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .map_err(|_| "timed out connecting".to_string())?
+    }
+
+    fn version_env(&self) -> Option<&'static str> {
+        Some("PG_MAJOR")
+    }
+}

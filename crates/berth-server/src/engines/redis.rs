@@ -1,0 +1,125 @@
+//! Redis: the seed's parameter table, `--requirepass` like the official image, append-only
+//! persistence in the volume, and a probe that authenticates and PINGs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::{ParamKind, ParamSpec, Parameters};
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use super::{Engine, ImageRecipe};
+
+pub struct Redis;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "port",
+        doc: "Host port on 127.0.0.1; auto-assigned from 6379",
+        kind: ParamKind::Port { base: 6379 },
+        default: None,
+        editable: true,
+    },
+    ParamSpec {
+        name: "docker_image",
+        doc: "Image accepting redis-server flags (official redis contract)",
+        kind: ParamKind::Image,
+        default: None,
+        editable: true,
+    },
+    ParamSpec {
+        name: "password",
+        doc: "requirepass password (generated)",
+        kind: ParamKind::Secret { length: 32 },
+        default: None,
+        editable: false,
+    },
+];
+
+fn password(params: &Parameters) -> &str {
+    params
+        .get("password")
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Engine for Redis {
+    fn service_type(&self) -> &'static str {
+        "redis"
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn image_recipe(&self) -> ImageRecipe {
+        ImageRecipe {
+            repository: "berth/redis",
+            tag: "7",
+            files: &[
+                (
+                    "Dockerfile",
+                    include_str!("../../../../images/redis/Dockerfile"),
+                ),
+                (
+                    "docker-entrypoint.sh",
+                    include_str!("../../../../images/redis/docker-entrypoint.sh"),
+                ),
+            ],
+        }
+    }
+
+    fn ports(&self) -> &'static [(u16, &'static str)] {
+        &[(6379, "port")]
+    }
+
+    fn data_path(&self) -> &'static str {
+        "/data"
+    }
+
+    fn container_env(&self, _params: &Parameters) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn container_cmd(&self, params: &Parameters) -> Vec<String> {
+        vec![
+            "redis-server".into(),
+            "--requirepass".into(),
+            password(params).into(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--dir".into(),
+            "/data".into(),
+        ]
+    }
+
+    async fn probe(&self, host_port: u16, params: &Parameters) -> Result<(), String> {
+        let info = ConnectionAddr::Tcp("127.0.0.1".into(), host_port)
+            .into_connection_info()
+            .map_err(|e| e.to_string())?
+            .set_redis_settings(RedisConnectionInfo::default().set_password(password(params)));
+        let attempt = async {
+            let client = redis::Client::open(info).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            if pong == "PONG" {
+                Ok(())
+            } else {
+                Err(format!("unexpected PING reply {pong:?}"))
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .map_err(|_| "timed out connecting".to_string())?
+    }
+
+    fn version_env(&self) -> Option<&'static str> {
+        Some("REDIS_VERSION")
+    }
+}

@@ -1,0 +1,292 @@
+//! Builds Berth's own images without a registry: a Debian base made by `debootstrap` from the
+//! host's own apt mirror and imported with `docker import`, then each engine's embedded
+//! Dockerfile on top. Images are labelled with a hash of their inputs and rebuilt only when
+//! the inputs change.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tokio::sync::Mutex;
+use tokio_util::io::ReaderStream;
+
+use crate::docker::{DockerClient, DockerError};
+use crate::engines::{self, ImageRecipe};
+
+pub const BASE_REPOSITORY: &str = "berth/debian-base";
+pub const BASE_TAG: &str = "bookworm";
+const SUITE: &str = "bookworm";
+const LABEL_INPUT_HASH: &str = "berth.input-hash";
+
+#[derive(Debug, Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("{0}")]
+    Base(String),
+    #[error("image {0} is not present locally and could not be pulled ({1}); build or load it first")]
+    Unavailable(String, String),
+}
+
+/// Serialises builds: two creates needing the same image build it once.
+pub struct ImageBuilder {
+    docker: std::sync::Arc<DockerClient>,
+    work_dir: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl ImageBuilder {
+    pub fn new(docker: std::sync::Arc<DockerClient>, work_dir: PathBuf) -> Self {
+        Self {
+            docker,
+            work_dir,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Makes sure `image` exists locally: builds it if it is one of Berth's own (missing or
+    /// outdated), otherwise tries to pull it.
+    pub async fn ensure(&self, image: &str, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<(), ImageError> {
+        if let Some(recipe) = engines::registry()
+            .iter()
+            .map(|e| e.image_recipe())
+            .find(|r| r.reference() == image)
+        {
+            return self.build(&recipe, false, progress).await;
+        }
+        if self.docker.image_labels(image).await?.is_some() {
+            return Ok(());
+        }
+        progress(&format!("pulling {image}"));
+        self.docker
+            .pull_image(image)
+            .await
+            .map_err(|e| ImageError::Unavailable(image.to_string(), e.to_string()))
+    }
+
+    /// Builds one of Berth's images unless an image with the same input hash exists.
+    pub async fn build(
+        &self,
+        recipe: &ImageRecipe,
+        force: bool,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), ImageError> {
+        let _guard = self.lock.lock().await;
+        let reference = recipe.reference();
+        let hash = input_hash(recipe);
+        if !force
+            && let Some(labels) = self.docker.image_labels(&reference).await?
+            && labels.get(LABEL_INPUT_HASH) == Some(&hash)
+        {
+            return Ok(());
+        }
+        self.ensure_base(force, progress).await?;
+        progress(&format!("building {reference}"));
+        let context = context_tar(recipe);
+        let args = HashMap::from([("BASE".to_string(), format!("{BASE_REPOSITORY}:{BASE_TAG}"))]);
+        let labels = HashMap::from([(LABEL_INPUT_HASH.to_string(), hash)]);
+        self.docker
+            .build_image(&reference, context, args, labels, |line| {
+                tracing::debug!(image = %reference, "{}", line.0);
+                if line.0.starts_with("Step ") {
+                    progress(&format!("{reference}: {}", line.0));
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Makes `berth/debian-base:bookworm` with debootstrap if it is missing.
+    async fn ensure_base(&self, force: bool, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<(), ImageError> {
+        let base = format!("{BASE_REPOSITORY}:{BASE_TAG}");
+        if !force && self.docker.image_labels(&base).await?.is_some() {
+            return Ok(());
+        }
+        let mirror = debian_mirror()?;
+        progress(&format!("bootstrapping {base} with debootstrap (about a minute)"));
+        tokio::fs::create_dir_all(&self.work_dir)
+            .await
+            .map_err(|e| ImageError::Base(format!("creating {}: {e}", self.work_dir.display())))?;
+        let rootfs = self.work_dir.join(format!("rootfs-{}", std::process::id()));
+        let _ = tokio::fs::remove_dir_all(&rootfs).await;
+        let result = self.bootstrap_and_import(&rootfs, &mirror).await;
+        let _ = tokio::fs::remove_dir_all(&rootfs).await;
+        result
+    }
+
+    async fn bootstrap_and_import(&self, rootfs: &Path, mirror: &str) -> Result<(), ImageError> {
+        let output = tokio::process::Command::new("debootstrap")
+            .args(["--variant=minbase", SUITE])
+            .arg(rootfs)
+            .arg(mirror)
+            .output()
+            .await
+            .map_err(|e| {
+                ImageError::Base(format!(
+                    "cannot run debootstrap ({e}); install it with `apt-get install debootstrap` (needs root)"
+                ))
+            })?;
+        if !output.status.success() {
+            let tail = String::from_utf8_lossy(&output.stdout);
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            return Err(ImageError::Base(format!(
+                "debootstrap failed: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )));
+        }
+        // Downloaded .debs are not needed in the image.
+        let archives = rootfs.join("var/cache/apt/archives");
+        if let Ok(mut dir) = tokio::fs::read_dir(&archives).await {
+            while let Ok(Some(entry)) = dir.next_entry().await {
+                if entry.path().extension().is_some_and(|e| e == "deb") {
+                    let _ = tokio::fs::remove_file(entry.path()).await;
+                }
+            }
+        }
+        let mut tar = tokio::process::Command::new("tar")
+            .arg("-C")
+            .arg(rootfs)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| ImageError::Base(format!("cannot run tar: {e}")))?;
+        let stdout = tar.stdout.take().expect("piped");
+        self.docker
+            .import_rootfs(BASE_REPOSITORY, BASE_TAG, ReaderStream::new(stdout))
+            .await?;
+        let status = tar
+            .wait()
+            .await
+            .map_err(|e| ImageError::Base(format!("tar: {e}")))?;
+        if !status.success() {
+            return Err(ImageError::Base(format!("tar exited with {status}")));
+        }
+        Ok(())
+    }
+}
+
+/// Hash of everything that goes into one of our images.
+pub fn input_hash(recipe: &ImageRecipe) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(BASE_REPOSITORY);
+    hasher.update(BASE_TAG);
+    for (name, content) in recipe.files {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(content.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn context_tar(recipe: &ImageRecipe) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, content) in recipe.files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(if name.ends_with(".sh") { 0o755 } else { 0o644 });
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, content.as_bytes())
+            .expect("writing to a Vec cannot fail");
+    }
+    builder.into_inner().expect("writing to a Vec cannot fail")
+}
+
+/// The Debian mirror this machine's apt uses (`BERTH_DEBIAN_MIRROR` overrides). Read from the
+/// machine so no mirror host is ever hard-coded.
+pub fn debian_mirror() -> Result<String, ImageError> {
+    if let Ok(m) = std::env::var("BERTH_DEBIAN_MIRROR")
+        && !m.is_empty()
+    {
+        return Ok(m);
+    }
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        if let Some(m) = mirror_from_sources(&text) {
+            return Ok(m);
+        }
+    }
+    Err(ImageError::Base(
+        "no Debian bookworm mirror found in /etc/apt/sources.list*; set BERTH_DEBIAN_MIRROR".into(),
+    ))
+}
+
+/// Finds the URI serving the plain `bookworm` suite, in one-line or deb822 format.
+fn mirror_from_sources(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"deb") {
+            let rest: Vec<&str> = words[1..]
+                .iter()
+                .copied()
+                .filter(|w| !w.starts_with('['))
+                .collect();
+            if rest.len() >= 2 && rest[1] == SUITE {
+                return Some(rest[0].to_string());
+            }
+        }
+    }
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.strip_prefix(':'))
+                    .map(str::trim)
+            })
+        };
+        let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) else {
+            continue;
+        };
+        if suites.split_whitespace().any(|s| s == SUITE) {
+            return uris.split_whitespace().next().map(str::to_string);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_mirror_in_both_formats() {
+        let one_line = "# comment\ndeb http://mirror.example/debian bookworm main\n";
+        assert_eq!(
+            mirror_from_sources(one_line).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let deb822 = "Types: deb\nURIs: http://m.example/debian-security\nSuites: bookworm-security\n\n\
+                      Types: deb\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\n";
+        assert_eq!(
+            mirror_from_sources(deb822).as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(mirror_from_sources("deb http://x trixie main"), None);
+    }
+
+    #[test]
+    fn input_hash_changes_with_files() {
+        let a = ImageRecipe {
+            repository: "berth/x",
+            tag: "1",
+            files: &[("Dockerfile", "FROM a")],
+        };
+        let b = ImageRecipe {
+            files: &[("Dockerfile", "FROM b")],
+            ..a
+        };
+        assert_ne!(input_hash(&a), input_hash(&b));
+        assert_eq!(input_hash(&a), input_hash(&a));
+    }
+}

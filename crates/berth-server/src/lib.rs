@@ -1,0 +1,13 @@
+//! Berth's server: state store, Docker access, engines, the service manager, the reconciler and
+//! the HTTP API. `berth serve` calls [`app::run`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod crashpoint;
+pub mod docker;
+pub mod engines;
+pub mod image_builder;
+pub mod manager;
+pub mod reconciler;
+pub mod store;

@@ -1,0 +1,63 @@
+//! Health: the container's state plus a real client round-trip, with its latency.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{ManagerResult, ServiceManager, redact};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    pub service_id: i64,
+    /// healthy, unhealthy, stopped or missing.
+    pub status: &'static str,
+    pub healthy: bool,
+    /// Docker's word for the container state (running, exited, ...), or null if missing.
+    pub container_state: Option<String>,
+    /// Round-trip of the probe (connect, authenticate, trivial command), when one ran.
+    pub latency_ms: Option<f64>,
+    pub message: String,
+    pub checked_at: String,
+}
+
+impl ServiceManager {
+    pub async fn health(&self, id: i64) -> ManagerResult<HealthReport> {
+        let service = self.service(id).await?;
+        let engine = Self::engine_for(&service)?;
+        let info = self.docker.inspect_container(&service.container_name).await?;
+        let mut report = HealthReport {
+            service_id: id,
+            status: "missing",
+            healthy: false,
+            container_state: info.as_ref().map(|i| i.state.clone()),
+            latency_ms: None,
+            message: String::new(),
+            checked_at: crate::store::now(),
+        };
+        match info {
+            None => report.message = format!("container {} does not exist", service.container_name),
+            Some(info) if !info.running => {
+                report.status = "stopped";
+                report.message = format!("container is {}", info.state);
+            }
+            Some(_) => {
+                let port = Self::host_port(engine, &service)?;
+                let started = Instant::now();
+                let probe = engine.probe(port, &service.all_parameters()).await;
+                report.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                match probe {
+                    Ok(()) => {
+                        report.status = "healthy";
+                        report.healthy = true;
+                        report.message = "accepting connections".into();
+                    }
+                    Err(e) => {
+                        report.status = "unhealthy";
+                        report.message = redact(&e, &service);
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,97 @@
+//! Start and stop. Stop keeps the container and its volume; start recreates the container
+//! from the row if it went missing, then waits for readiness.
+
+use std::sync::Arc;
+
+use super::{ManagerResult, ServiceManager, Started};
+use crate::store::{OpKind, Service};
+
+/// Seconds Docker waits for a clean shutdown before SIGKILL.
+const STOP_TIMEOUT_SECS: i32 = 30;
+
+impl ServiceManager {
+    pub async fn start(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
+        let service = self.service(id).await?;
+        let engine = Self::engine_for(&service)?;
+        let guard = self.try_claim(id)?;
+        self.docker.ping().await?;
+        let op = self
+            .store
+            .begin_operation(id, OpKind::Start, "starting", Some("running"), None, &serde_json::json!({}))
+            .await?;
+        let manager = self.clone();
+        let op_id = op.id;
+        Ok(self.spawn_operation(op, guard, async move {
+            let result = manager.bring_up(engine, &service, op_id).await;
+            manager.record_observed_status(&service).await;
+            result.map_err(|e| e.map_message(|m| super::redact(&m, &service)))
+        }))
+    }
+
+    pub async fn stop(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
+        let service = self.service(id).await?;
+        let guard = self.try_claim(id)?;
+        self.docker.ping().await?;
+        let op = self
+            .store
+            .begin_operation(id, OpKind::Stop, "stopping", Some("stopped"), None, &serde_json::json!({}))
+            .await?;
+        let manager = self.clone();
+        let op_id = op.id;
+        Ok(self.spawn_operation(op, guard, async move {
+            manager.step(op_id, "stopping container").await;
+            let result = manager
+                .docker
+                .stop_container(&service.container_name, STOP_TIMEOUT_SECS)
+                .await;
+            manager.record_observed_status(&service).await;
+            Ok(result?)
+        }))
+    }
+
+    /// Ensures the container exists (adopting or recreating it from the row), starts it and
+    /// waits until it accepts connections.
+    pub async fn bring_up(&self, engine: &dyn crate::engines::Engine, service: &Service, op_id: i64) -> ManagerResult<()> {
+        let spec = self.container_spec(engine, service);
+        if self.docker.inspect_container(&spec.name).await?.is_none() {
+            self.step(op_id, "recreating missing container").await;
+            self.images.ensure(&spec.image, &|_| {}).await?;
+            self.docker.ensure_network(&self.config.network).await?;
+            self.docker.create_or_adopt_container(&spec).await?;
+        }
+        self.step(op_id, "starting container").await;
+        self.docker.start_container(&spec.name).await?;
+        self.step(op_id, "waiting for readiness").await;
+        self.wait_ready(engine, service).await
+    }
+
+    /// Sets the row's status from what Docker and a probe say now.
+    pub async fn record_observed_status(&self, service: &Service) {
+        let status = match self.observe(service).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(service_id = service.id, "observing status failed: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.store.set_service_status(service.id, status).await {
+            tracing::warn!(service_id = service.id, "recording status failed: {e}");
+        }
+    }
+
+    /// running (container up and probe answers), unhealthy (up, probe fails), stopped, missing.
+    pub async fn observe(&self, service: &Service) -> ManagerResult<&'static str> {
+        let engine = Self::engine_for(service)?;
+        Ok(match self.docker.inspect_container(&service.container_name).await? {
+            None => "missing",
+            Some(info) if !info.running => "stopped",
+            Some(_) => {
+                let port = Self::host_port(engine, service)?;
+                match engine.probe(port, &service.all_parameters()).await {
+                    Ok(()) => "running",
+                    Err(_) => "unhealthy",
+                }
+            }
+        })
+    }
+}

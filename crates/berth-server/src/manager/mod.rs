@@ -1,0 +1,211 @@
+//! The service manager: every multi-step change to a service (create, start, stop, update,
+//! upgrade, delete) lives here, each in its own file. Each one records its intent in the store
+//! (service status + an operation row) before touching Docker, runs as a background task that
+//! reports its step, and on failure undoes what it did. The reconciler calls the same undo
+//! and finish functions after a crash.
+
+mod create;
+mod delete;
+mod errors;
+mod health;
+mod lifecycle;
+mod ports;
+mod readiness;
+mod reconfigure;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use berth_core::Parameters;
+
+use crate::config::ServerConfig;
+use crate::docker::{ContainerSpec, DockerClient, LABEL_MANAGED, LABEL_SERVICE_ID, LABEL_SERVICE_TYPE};
+use crate::engines::{self, Engine};
+use crate::image_builder::ImageBuilder;
+use crate::store::{OpStatus, Operation, Service, Store};
+
+pub use create::CreateRequest;
+pub use errors::{ManagerError, ManagerResult};
+pub use health::HealthReport;
+
+pub use crate::docker::LABEL_INSTANCE;
+
+pub struct ServiceManager {
+    pub store: Store,
+    pub docker: Arc<DockerClient>,
+    pub images: ImageBuilder,
+    pub config: ServerConfig,
+    /// Random id of this Berth instance, so several instances can share one Docker engine.
+    pub instance_id: String,
+    /// Services with an operation in flight; one operation per service at a time.
+    busy: StdMutex<HashSet<i64>>,
+    /// Held from choosing a port until the service row recording it is written.
+    port_lock: tokio::sync::Mutex<()>,
+}
+
+/// Marks a service busy until dropped.
+pub struct BusyGuard {
+    manager: Arc<ServiceManager>,
+    id: i64,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.manager.busy.lock().expect("busy lock").remove(&self.id);
+    }
+}
+
+/// An operation that has been recorded and started in the background.
+pub struct Started {
+    pub operation: Operation,
+    /// Resolves when the operation has finished and its outcome is recorded.
+    pub done: tokio::task::JoinHandle<ManagerResult<()>>,
+}
+
+impl ServiceManager {
+    pub fn new(store: Store, docker: Arc<DockerClient>, config: ServerConfig, instance_id: String) -> Arc<Self> {
+        let images = ImageBuilder::new(docker.clone(), config.data_dir.join("images"));
+        Arc::new(Self {
+            store,
+            docker,
+            images,
+            config,
+            instance_id,
+            busy: StdMutex::new(HashSet::new()),
+            port_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Claims a service for one operation, or says which one is in the way.
+    pub fn try_claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+        let mut busy = self.busy.lock().expect("busy lock");
+        if !busy.insert(id) {
+            return Err(ManagerError::Conflict(format!(
+                "service {id} has an operation in progress; wait for it to finish"
+            )));
+        }
+        Ok(BusyGuard {
+            manager: self.clone(),
+            id,
+        })
+    }
+
+    pub fn engine_for(service: &Service) -> ManagerResult<&'static dyn Engine> {
+        engines::engine(&service.service_type).ok_or_else(|| {
+            ManagerError::Internal(format!(
+                "service {} has unknown type {:?}",
+                service.id, service.service_type
+            ))
+        })
+    }
+
+    /// The default image for an engine: configured override, else Berth's own.
+    pub fn default_image(&self, engine: &dyn Engine) -> String {
+        self.config
+            .images
+            .get(engine.service_type())
+            .cloned()
+            .unwrap_or_else(|| engine.image_recipe().reference())
+    }
+
+    pub async fn service(&self, id: i64) -> ManagerResult<Service> {
+        self.store
+            .service(id)
+            .await?
+            .ok_or_else(|| ManagerError::NotFound(format!("service {id} does not exist")))
+    }
+
+    /// The container a service should have, from its row.
+    pub fn container_spec(&self, engine: &dyn Engine, service: &Service) -> ContainerSpec {
+        container_spec(engine, service, &service.all_parameters(), &self.config.network, &self.instance_id)
+    }
+
+    /// Runs `work` in the background as operation `op`, recording the outcome. `work` returns
+    /// the final status to record (Failed carries the error).
+    pub fn spawn_operation<F>(self: &Arc<Self>, operation: Operation, guard: BusyGuard, work: F) -> Started
+    where
+        F: std::future::Future<Output = ManagerResult<()>> + Send + 'static,
+    {
+        let manager = self.clone();
+        let op_id = operation.id;
+        let kind = operation.kind;
+        let service_id = operation.service_id;
+        let started_at = std::time::Instant::now();
+        let done = tokio::spawn(async move {
+            let _guard = guard;
+            let result = work.await;
+            let message = result.as_ref().err().map(|e| e.to_string());
+            let status = if result.is_ok() {
+                OpStatus::Succeeded
+            } else {
+                OpStatus::Failed
+            };
+            let error = message.as_deref();
+            tracing::info!(
+                op = op_id,
+                service_id,
+                kind = kind.as_str(),
+                status = status.as_str(),
+                elapsed_ms = started_at.elapsed().as_millis() as u64,
+                error = error.unwrap_or(""),
+                "operation finished"
+            );
+            if let Err(e) = manager.store.finish_operation(op_id, status, error).await {
+                tracing::error!(op = op_id, "recording operation outcome failed: {e}");
+            }
+            result
+        });
+        Started { operation, done }
+    }
+
+    /// Records a step of an operation, for progress display.
+    pub async fn step(&self, op_id: i64, step: &str) {
+        tracing::debug!(op = op_id, step, "operation step");
+        if let Err(e) = self.store.set_operation_step(op_id, step).await {
+            tracing::warn!(op = op_id, "recording step failed: {e}");
+        }
+    }
+}
+
+pub fn container_spec(
+    engine: &dyn Engine,
+    service: &Service,
+    params: &Parameters,
+    network: &str,
+    instance_id: &str,
+) -> ContainerSpec {
+    let ports = engine
+        .ports()
+        .iter()
+        .filter_map(|(inner, param)| Some((*inner, params.get(*param)?.parse().ok()?)))
+        .collect();
+    let labels = HashMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_SERVICE_ID.to_string(), service.id.to_string()),
+        (LABEL_SERVICE_TYPE.to_string(), service.service_type.clone()),
+        (LABEL_INSTANCE.to_string(), instance_id.to_string()),
+    ]);
+    ContainerSpec {
+        name: service.container_name.clone(),
+        image: params.get("docker_image").cloned().unwrap_or_default(),
+        env: engine.container_env(params),
+        cmd: engine.container_cmd(params),
+        labels,
+        volume: service.volume_name.clone(),
+        data_path: engine.data_path().to_string(),
+        ports,
+        network: network.to_string(),
+    }
+}
+
+/// Removes every secret value from a message (container logs, driver errors) before it is
+/// stored or returned.
+pub fn redact(message: &str, service: &Service) -> String {
+    let mut out = message.to_string();
+    for secret in service.secrets.values() {
+        if !secret.is_empty() {
+            out = out.replace(secret.as_str(), berth_core::mask::MASK);
+        }
+    }
+    out
+}

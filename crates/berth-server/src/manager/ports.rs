@@ -1,0 +1,77 @@
+//! Host port allocation. A port is taken if another service row records it, any container
+//! publishes it (running or stopped), or something on the host is listening on it.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, TcpListener};
+
+use berth_core::{ParamKind, Parameters};
+
+use super::{ManagerError, ManagerResult, ServiceManager};
+use crate::engines::Engine;
+
+/// Whether nothing on the host listens on `port` (on loopback or all interfaces).
+fn host_port_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        && TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+}
+
+impl ServiceManager {
+    /// Ports recorded by service rows, except those of `except_service`.
+    async fn ports_in_rows(&self, except_service: Option<i64>) -> ManagerResult<HashSet<u16>> {
+        let mut taken = HashSet::new();
+        for service in self.store.list_services().await? {
+            if Some(service.id) == except_service {
+                continue;
+            }
+            let Some(engine) = crate::engines::engine(&service.service_type) else {
+                continue;
+            };
+            for (_, param) in engine.ports() {
+                if let Some(port) = service.param(param).and_then(|p| p.parse().ok()) {
+                    taken.insert(port);
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Fills in missing port parameters and checks given ones. Must be called with the port
+    /// lock held until the row recording the result is written.
+    pub(super) async fn assign_ports(
+        &self,
+        engine: &dyn Engine,
+        params: &mut Parameters,
+        explicit: &Parameters,
+        except_service: Option<i64>,
+    ) -> ManagerResult<()> {
+        let mut taken = self.ports_in_rows(except_service).await?;
+        taken.extend(self.docker.published_ports().await?);
+        for spec in engine.params() {
+            let ParamKind::Port { base } = spec.kind else {
+                continue;
+            };
+            if let Some(given) = explicit.get(spec.name) {
+                let port: u16 = given.parse().map_err(|_| {
+                    ManagerError::BadRequest(format!("invalid port {given:?}"))
+                })?;
+                if taken.contains(&port) || !host_port_free(port) {
+                    return Err(ManagerError::Conflict(format!(
+                        "port {port} (parameter {:?}) is already taken on this host; choose another or omit it to auto-assign",
+                        spec.name
+                    )));
+                }
+                taken.insert(port);
+                params.insert(spec.name.to_string(), port.to_string());
+            } else if !params.contains_key(spec.name) {
+                let port = (base..=u16::MAX)
+                    .find(|p| !taken.contains(p) && host_port_free(*p))
+                    .ok_or_else(|| {
+                        ManagerError::Conflict(format!("no free port at or above {base}"))
+                    })?;
+                taken.insert(port);
+                params.insert(spec.name.to_string(), port.to_string());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The reconciler: at startup it finishes or undoes operations a crash interrupted; then, and
+//! every `reconcile_interval_secs`, it compares service rows with labelled containers, restores
+//! missing containers, records observed status and reports orphans (labelled containers of this
+//! instance with no row). It never touches a service with an operation in flight.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::manager::{ManagerError, ManagerResult, ServiceManager};
+use crate::store::{OpKind, OpStatus, Operation};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcilerStatus {
+    pub passes: u64,
+    pub errors: u64,
+    pub last_pass_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Containers labelled as ours with no service row. Reported, never removed automatically.
+    pub orphans: Vec<String>,
+    /// Interrupted operations resolved at startup.
+    pub resolved_operations: u64,
+}
+
+/// Interrupted operations and the claims on their services.
+pub struct Interrupted {
+    ops: Vec<Operation>,
+    _guards: Vec<crate::manager::BusyGuard>,
+}
+
+pub struct Reconciler {
+    manager: Arc<ServiceManager>,
+    status: Mutex<ReconcilerStatus>,
+}
+
+impl Reconciler {
+    pub fn new(manager: Arc<ServiceManager>) -> Arc<Self> {
+        Arc::new(Self {
+            manager,
+            status: Mutex::new(ReconcilerStatus::default()),
+        })
+    }
+
+    pub async fn status(&self) -> ReconcilerStatus {
+        self.status.lock().await.clone()
+    }
+
+    /// Operations left `running` by a previous process, with their services claimed so no API
+    /// request can touch them until they are resolved. Call before the API starts serving.
+    pub async fn claim_interrupted(&self) -> ManagerResult<Interrupted> {
+        let ops = self.manager.store.running_operations().await?;
+        let mut guards = Vec::new();
+        for op in &ops {
+            if let Some(id) = op.service_id
+                && let Ok(guard) = self.manager.try_claim(id)
+            {
+                guards.push(guard);
+            }
+        }
+        Ok(Interrupted { ops, _guards: guards })
+    }
+
+    /// Resolves the interrupted operations, then runs a first pass.
+    pub async fn startup(&self, interrupted: Interrupted) {
+        match self.resolve_interrupted(&interrupted.ops).await {
+            Ok(n) => self.status.lock().await.resolved_operations += n,
+            Err(e) => self.record_error(format!("resolving interrupted operations: {e}")).await,
+        }
+        drop(interrupted);
+        self.pass().await;
+    }
+
+    /// Runs passes forever, every `interval`, until `shutdown` fires.
+    pub async fn run_periodic(self: Arc<Self>, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => self.pass().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn record_error(&self, message: String) {
+        tracing::warn!("reconciler: {message}");
+        let mut status = self.status.lock().await;
+        status.errors += 1;
+        status.last_error = Some(message);
+    }
+
+    async fn resolve_interrupted(&self, ops: &[Operation]) -> ManagerResult<u64> {
+        let mut resolved = 0;
+        for op in ops {
+            let outcome = self.resolve(op).await;
+            let (status, error) = match outcome {
+                Ok(status) => (status, Some("interrupted by a restart of berth serve".to_string())),
+                Err(e) => (OpStatus::Failed, Some(format!("interrupted; resolving failed: {e}"))),
+            };
+            let error = if status == OpStatus::Succeeded {
+                None
+            } else {
+                error
+            };
+            tracing::info!(op = op.id, kind = op.kind.as_str(), status = status.as_str(), "resolved interrupted operation");
+            self.manager
+                .store
+                .finish_operation(op.id, status, error.as_deref())
+                .await?;
+            resolved += 1;
+        }
+        Ok(resolved)
+    }
+
+    /// Finishes or undoes one interrupted operation; returns how it ended.
+    async fn resolve(&self, op: &Operation) -> ManagerResult<OpStatus> {
+        let m = &self.manager;
+        let Some(service_id) = op.service_id else {
+            return Ok(OpStatus::Failed);
+        };
+        let Some(service) = m.store.service(service_id).await? else {
+            // The row is gone: a create already undone or a delete that got that far.
+            return Ok(match op.kind {
+                OpKind::Delete => OpStatus::Succeeded,
+                _ => OpStatus::RolledBack,
+            });
+        };
+        let engine = ServiceManager::engine_for(&service)?;
+        match op.kind {
+            OpKind::Create => {
+                // Roll forward only if the container got made; otherwise undo.
+                let exists = m.docker.inspect_container(&service.container_name).await?.is_some();
+                if exists && m.bring_up(engine, &service, op.id).await.is_ok() {
+                    m.store.set_service_status(service.id, "running").await?;
+                    Ok(OpStatus::Succeeded)
+                } else {
+                    m.undo_create(&service).await?;
+                    Ok(OpStatus::RolledBack)
+                }
+            }
+            OpKind::Delete => {
+                let keep = op.payload.get("keep_data").and_then(|v| v.as_bool()).unwrap_or(false);
+                m.finish_delete(&service, keep, op.id).await?;
+                Ok(OpStatus::Succeeded)
+            }
+            OpKind::Update | OpKind::Upgrade => {
+                let previous = op
+                    .payload
+                    .get("previous")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .ok_or_else(|| ManagerError::Internal("update operation lacks its previous parameters".into()))?;
+                m.restore_parameters(&service, &previous).await?;
+                m.record_observed_status(&service).await;
+                Ok(OpStatus::RolledBack)
+            }
+            OpKind::Start | OpKind::Stop => {
+                self.converge(&service).await?;
+                Ok(OpStatus::Succeeded)
+            }
+        }
+    }
+
+    /// One comparison of rows and containers.
+    pub async fn pass(&self) {
+        if let Err(e) = self.pass_inner().await {
+            self.record_error(e.to_string()).await;
+        }
+        let mut status = self.status.lock().await;
+        status.passes += 1;
+        status.last_pass_at = Some(crate::store::now());
+    }
+
+    async fn pass_inner(&self) -> ManagerResult<()> {
+        let m = &self.manager;
+        let in_flight: HashSet<i64> = m
+            .store
+            .running_operations()
+            .await?
+            .iter()
+            .filter_map(|op| op.service_id)
+            .collect();
+        let services = m.store.list_services().await?;
+        for service in &services {
+            if in_flight.contains(&service.id) {
+                continue;
+            }
+            let Ok(_guard) = m.try_claim(service.id) else {
+                continue;
+            };
+            let result = match service.status.as_str() {
+                // Transitional states with no operation in flight: a crash between writes.
+                "creating" => m.undo_create(service).await,
+                "deleting" => m.finish_delete(service, false, 0).await,
+                _ => self.converge(service).await,
+            };
+            if let Err(e) = result {
+                self.record_error(format!("service {}: {e}", service.id)).await;
+            }
+        }
+        let known: HashSet<&str> = services.iter().map(|s| s.container_name.as_str()).collect();
+        let orphans = m
+            .docker
+            .list_managed_containers()
+            .await?
+            .into_iter()
+            .filter(|c| c.instance.as_deref() == Some(m.instance_id.as_str()))
+            .filter(|c| !known.contains(c.name.as_str()))
+            .map(|c| c.name)
+            .collect::<Vec<_>>();
+        if !orphans.is_empty() {
+            tracing::warn!(?orphans, "labelled containers without a service row (left in place)");
+        }
+        self.status.lock().await.orphans = orphans;
+        Ok(())
+    }
+
+    /// Brings one service towards its desired state and records what is observed.
+    async fn converge(&self, service: &crate::store::Service) -> ManagerResult<()> {
+        let m = &self.manager;
+        let engine = ServiceManager::engine_for(service)?;
+        let info = m.docker.inspect_container(&service.container_name).await?;
+        if service.desired_state == "running" {
+            match info {
+                None => {
+                    tracing::warn!(service_id = service.id, "container missing; recreating it from the service row");
+                    m.bring_up(engine, service, 0).await?;
+                }
+                Some(i) if !i.running && i.state != "restarting" => {
+                    tracing::warn!(service_id = service.id, state = %i.state, "container not running; starting it");
+                    m.docker.start_container(&service.container_name).await?;
+                }
+                Some(_) => {}
+            }
+        } else if info.is_none() {
+            // Keep a stopped service startable: recreate its container without starting it.
+            let spec = m.container_spec(engine, service);
+            m.docker.ensure_network(&m.config.network).await?;
+            m.docker.create_or_adopt_container(&spec).await?;
+        }
+        m.record_observed_status(service).await;
+        Ok(())
+    }
+}

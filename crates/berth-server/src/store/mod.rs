@@ -1,0 +1,107 @@
+//! State store: SQLite by default, PostgreSQL with `--database-url postgres://...`. Queries are
+//! runtime-checked (`sqlx::any`), written once in the dialect both accept (`$1` placeholders,
+//! `RETURNING`); only the migrations differ per backend. Secret parameters are encrypted here,
+//! on the way in, so no other module can store one in plain text by mistake.
+
+mod operations;
+mod projects;
+mod services;
+mod tokens;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use berth_core::secrets::SecretBox;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+use thiserror::Error;
+
+pub use operations::{OpKind, OpStatus, Operation};
+pub use projects::{Environment, Project};
+pub use services::{NewService, Service};
+pub use tokens::ApiToken;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    secrets: SecretBox,
+}
+
+/// RFC 3339 "now", the format every timestamp column holds.
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+impl Store {
+    /// Opens (creating if needed) the state database and runs the embedded migrations.
+    pub async fn open(url: &str, secrets: SecretBox) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let mut options = AnyConnectOptions::from_str(url)?;
+        options = options.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets the reconciler read while a handler writes; busy_timeout
+                        // turns lock contention into a short wait instead of an error.
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        if is_sqlite {
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        } else {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        }
+        Ok(Self { pool, secrets })
+    }
+
+    /// `sqlite://{dir}/berth.db?mode=rwc`, the default state location.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("berth.db").display())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Maps "no rows" to `None` for lookups by id.
+fn optional<T>(result: Result<T, sqlx::Error>) -> StoreResult<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(sqlx::Error::RowNotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether an error is a UNIQUE violation (duplicate name/slug), on either backend.
+pub fn is_unique_violation(err: &StoreError) -> bool {
+    match err {
+        StoreError::Db(sqlx::Error::Database(db)) => {
+            db.is_unique_violation()
+                || db.message().contains("UNIQUE constraint failed")
+                || db.code().as_deref() == Some("23505")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,137 @@
+//! Projects and their environments (the things services are linked to).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreResult, now, optional};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    pub id: i64,
+    pub name: String,
+    pub slug: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub slug: String,
+    pub created_at: String,
+    pub environments: Vec<Environment>,
+}
+
+impl Store {
+    /// Creates a project and its environments in one transaction.
+    pub async fn insert_project(
+        &self,
+        name: &str,
+        slug: &str,
+        environments: &[(String, String)],
+    ) -> StoreResult<Project> {
+        let mut tx = self.pool.begin().await?;
+        let created_at = now();
+        let row = sqlx::query(
+            "INSERT INTO projects (name, slug, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(slug)
+        .bind(&created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        for (env_name, env_slug) in environments {
+            sqlx::query(
+                "INSERT INTO environments (project_id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(env_name)
+            .bind(env_slug)
+            .bind(&created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(self.project(id).await?.expect("just inserted"))
+    }
+
+    pub async fn add_environment(&self, project_id: i64, name: &str, slug: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO environments (project_id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(slug)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn project(&self, id: i64) -> StoreResult<Option<Project>> {
+        let found = optional(
+            sqlx::query("SELECT id, name, slug, created_at FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await,
+        )?;
+        match found {
+            Some(row) => Ok(Some(self.project_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query("SELECT id, name, slug, created_at FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.project_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn delete_project(&self, id: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM environments WHERE project_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn project_from_row(&self, row: &sqlx::any::AnyRow) -> StoreResult<Project> {
+        let id: i64 = row.try_get("id")?;
+        let envs = sqlx::query(
+            "SELECT id, name, slug, created_at FROM environments WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let environments = envs
+            .iter()
+            .map(|e| {
+                Ok(Environment {
+                    id: e.try_get("id")?,
+                    name: e.try_get("name")?,
+                    slug: e.try_get("slug")?,
+                    created_at: e.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Project {
+            id,
+            name: row.try_get("name")?,
+            slug: row.try_get("slug")?,
+            created_at: row.try_get("created_at")?,
+            environments,
+        })
+    }
+}

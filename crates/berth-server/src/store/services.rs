@@ -1,0 +1,204 @@
+//! Managed services. Public parameters are stored as JSON; secret ones as JSON encrypted with
+//! the server key. A `Service` carries both, decrypted; the API decides what to mask.
+
+use berth_core::Parameters;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::operations::insert_operation_in;
+use super::{OpKind, Operation, Store, StoreError, StoreResult, now, optional};
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: i64,
+    pub name: String,
+    pub service_type: String,
+    /// Observed state: creating, starting, running, stopping, stopped, updating, unhealthy,
+    /// missing, deleting, failed.
+    pub status: String,
+    /// What the user asked for: running or stopped. The reconciler converges towards it.
+    pub desired_state: String,
+    pub parameters: Parameters,
+    pub secrets: Parameters,
+    pub container_name: String,
+    pub volume_name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Service {
+    /// Public and secret parameters together, for engines building containers and probes.
+    pub fn all_parameters(&self) -> Parameters {
+        let mut all = self.parameters.clone();
+        all.extend(self.secrets.clone());
+        all
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .get(name)
+            .or_else(|| self.secrets.get(name))
+            .map(String::as_str)
+    }
+}
+
+pub struct NewService<'a> {
+    pub name: &'a str,
+    pub service_type: &'a str,
+    pub parameters: &'a Parameters,
+    pub secrets: &'a Parameters,
+    pub container_name: &'a str,
+    pub volume_name: &'a str,
+}
+
+const COLUMNS: &str = "id, name, service_type, status, desired_state, parameters, secrets, \
+                       container_name, volume_name, created_at, updated_at";
+
+impl Store {
+    fn service_from_row(&self, row: &sqlx::any::AnyRow) -> StoreResult<Service> {
+        let parameters: String = row.try_get("parameters")?;
+        let secrets: String = row.try_get("secrets")?;
+        let secrets = self
+            .secrets
+            .decrypt(&secrets)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Service {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            service_type: row.try_get("service_type")?,
+            status: row.try_get("status")?,
+            desired_state: row.try_get("desired_state")?,
+            parameters: serde_json::from_str(&parameters)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            secrets: serde_json::from_str(&secrets)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            container_name: row.try_get("container_name")?,
+            volume_name: row.try_get("volume_name")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    /// Records the intent to create a service: its row (status `creating`) and the create
+    /// operation, in one transaction, before any Docker call.
+    pub async fn insert_service_intent(
+        &self,
+        new: NewService<'_>,
+        payload: &serde_json::Value,
+    ) -> StoreResult<(Service, Operation)> {
+        let ts = now();
+        let secrets = self
+            .secrets
+            .encrypt(&serde_json::to_string(new.secrets).expect("map serialises"));
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO services (name, service_type, status, desired_state, parameters, secrets, \
+             container_name, volume_name, created_at, updated_at) \
+             VALUES ($1, $2, 'creating', 'running', $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
+        )))
+        .bind(new.name)
+        .bind(new.service_type)
+        .bind(serde_json::to_string(new.parameters).expect("map serialises"))
+        .bind(secrets)
+        .bind(new.container_name)
+        .bind(new.volume_name)
+        .bind(&ts)
+        .fetch_one(&mut *tx)
+        .await?;
+        let service = self.service_from_row(&row)?;
+        let op = insert_operation_in(&mut tx, service.id, OpKind::Create, payload).await?;
+        tx.commit().await?;
+        Ok((service, op))
+    }
+
+    /// Records the intent of an operation on an existing service: its new status (and, for
+    /// updates, its new parameters and desired state) plus the operation row, atomically.
+    pub async fn begin_operation(
+        &self,
+        service_id: i64,
+        kind: OpKind,
+        status: &str,
+        desired_state: Option<&str>,
+        parameters: Option<&Parameters>,
+        payload: &serde_json::Value,
+    ) -> StoreResult<Operation> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE services SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now())
+            .bind(service_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(desired) = desired_state {
+            sqlx::query("UPDATE services SET desired_state = $1 WHERE id = $2")
+                .bind(desired)
+                .bind(service_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(params) = parameters {
+            sqlx::query("UPDATE services SET parameters = $1 WHERE id = $2")
+                .bind(serde_json::to_string(params).expect("map serialises"))
+                .bind(service_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let op = insert_operation_in(&mut tx, service_id, kind, payload).await?;
+        tx.commit().await?;
+        Ok(op)
+    }
+
+    pub async fn service(&self, id: i64) -> StoreResult<Option<Service>> {
+        let row = optional(
+            sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM services WHERE id = $1")))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await,
+        )?;
+        row.map(|r| self.service_from_row(&r)).transpose()
+    }
+
+    pub async fn list_services(&self) -> StoreResult<Vec<Service>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM services ORDER BY id")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.service_from_row(r)).collect()
+    }
+
+    pub async fn set_service_status(&self, id: i64, status: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_desired_state(&self, id: i64, desired: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET desired_state = $1, updated_at = $2 WHERE id = $3")
+            .bind(desired)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_service_parameters(&self, id: i64, parameters: &Parameters) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET parameters = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::to_string(parameters).expect("map serialises"))
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_service(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM services WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
