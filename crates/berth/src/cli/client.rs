@@ -1,0 +1,95 @@
+//! A small HTTP client for the Berth API. Problem+json errors become one-line messages.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ApiClient {
+    pub fn new(base: &str, token: String) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    /// Sends a request; returns the status and parsed JSON body (Null when empty).
+    pub async fn send(&self, method: Method, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> anyhow::Result<(StatusCode, Value)> {
+        let url = format!("{}/api{}", self.base, path);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach the Berth API at {} ({e}); is `berth serve` running?", self.base))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_client_error() || status.is_server_error() {
+            let detail = value
+                .get("detail")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            return Err(anyhow!("{detail} (HTTP {})", status.as_u16()));
+        }
+        Ok((status, value))
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(Method::GET, path, None::<&Value>).await?.1)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// Follows a 202 operation to its end with a spinner showing its step; returns the final
+    /// operation, or the operation's error.
+    pub async fn follow_operation(&self, accepted: &Value, action: &str) -> anyhow::Result<Value> {
+        let op_id = accepted
+            .pointer("/operation/id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| anyhow!("the server did not return an operation"))?;
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        loop {
+            let op = self.get(&format!("/operations/{op_id}")).await?;
+            let step = op.get("step").and_then(Value::as_str).unwrap_or("");
+            spinner.set_message(format!("{action}: {step}"));
+            match op.get("status").and_then(Value::as_str) {
+                Some("running") => tokio::time::sleep(Duration::from_millis(200)).await,
+                Some("succeeded") => {
+                    spinner.finish_and_clear();
+                    return Ok(op);
+                }
+                _ => {
+                    spinner.finish_and_clear();
+                    let error = op.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+                    return Err(anyhow!("{action} failed: {error}"));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Command-line interface: argument definitions and dispatch. Each noun has its own module.
+
+mod client;
+mod images;
+mod output;
+mod projects;
+mod serve;
+mod services;
+mod tokens;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use client::ApiClient;
+
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "Self-hosted managed PostgreSQL, Redis, MongoDB and S3 on Docker")]
+pub struct Cli {
+    /// Base URL of the Berth API.
+    #[arg(long, global = true, env = "BERTH_API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: String,
+    /// API token; defaults to the admin token file in the data directory.
+    #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data directory (where `berth serve` keeps its state and the admin token file).
+    #[arg(long, global = true, env = "BERTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Berth server (HTTP API, reconciler).
+    Serve(serve::ServeArgs),
+    /// Build Berth's own images locally (no registry needed).
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: tokens::TokenCommand,
+    },
+    /// Manage projects and their environments.
+    Project {
+        #[command(subcommand)]
+        command: projects::ProjectCommand,
+    },
+    /// Manage services (PostgreSQL, Redis, ...).
+    Service {
+        #[command(subcommand)]
+        command: services::ServiceCommand,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args, cli.data_dir).await,
+        Command::Images { command } => images::run(command, cli.data_dir).await,
+        Command::Token { ref command } => tokens::run(command, &client(&cli)?, cli.json).await,
+        Command::Project { ref command } => projects::run(command, &client(&cli)?, cli.json).await,
+        Command::Service { ref command } => services::run(command, &client(&cli)?, cli.json).await,
+    }
+}
+
+fn client(cli: &Cli) -> anyhow::Result<ApiClient> {
+    let token = match &cli.token {
+        Some(t) => t.clone(),
+        None => {
+            let dir = cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(berth_server::config::default_data_dir);
+            let path = dir.join(berth_server::app::ADMIN_TOKEN_FILE);
+            std::fs::read_to_string(&path)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "no API token: pass --token or BERTH_TOKEN, or make {} readable ({e})",
+                        path.display()
+                    )
+                })?
+        }
+    };
+    ApiClient::new(&cli.api_url, token)
+}

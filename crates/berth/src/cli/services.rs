@@ -1,0 +1,184 @@
+//! `berth service create|list|show|start|stop|health|update|upgrade|reveal|delete`.
+//! Services are named by id or by name.
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::{ApiClient, output};
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service and wait until it accepts connections.
+    Create {
+        /// postgres, redis, ...
+        service_type: String,
+        name: String,
+        /// Parameter as key=value; repeat for several.
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+    },
+    /// List services.
+    List,
+    /// Show a service (secrets masked).
+    Show { service: String },
+    /// Show a service with its credentials in clear.
+    Reveal { service: String },
+    /// Start a stopped service.
+    Start { service: String },
+    /// Stop a service (its data is kept).
+    Stop { service: String },
+    /// Check that a service accepts connections.
+    Health { service: String },
+    /// Change editable parameters.
+    Update {
+        service: String,
+        #[arg(long = "param", value_name = "KEY=VALUE", required = true)]
+        params: Vec<String>,
+    },
+    /// Swap the image (same major version), keeping the data.
+    Upgrade { service: String, docker_image: String },
+    /// Delete a service, its container and (unless --keep-data) its volume.
+    Delete {
+        service: String,
+        #[arg(long)]
+        keep_data: bool,
+    },
+    /// List the service types and their parameters.
+    Types,
+}
+
+const LIST_COLUMNS: &[(&str, &str)] = &[
+    ("/id", "ID"),
+    ("/name", "NAME"),
+    ("/service_type", "TYPE"),
+    ("/status", "STATUS"),
+    ("/parameters/port", "PORT"),
+    ("/parameters/docker_image", "IMAGE"),
+    ("/host", "HOST"),
+];
+
+fn parse_params(raw: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for item in raw {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--param {item:?} is not KEY=VALUE"))?;
+        map.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(map)
+}
+
+/// Resolves a service given by id or name to its id.
+async fn resolve(api: &ApiClient, service: &str) -> anyhow::Result<i64> {
+    if let Ok(id) = service.parse::<i64>() {
+        return Ok(id);
+    }
+    let list = api.get("/external-services").await?;
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(service))
+        .and_then(|s| s.get("id").and_then(Value::as_i64))
+        .ok_or_else(|| anyhow!("no service named {service:?}"))
+}
+
+/// Runs a long operation with a spinner, then prints the service.
+async fn operation(api: &ApiClient, method: Method, path: &str, body: Option<&Value>, action: &str, id: Option<i64>, as_json: bool) -> anyhow::Result<()> {
+    let (_, accepted) = api.send(method, path, body).await?;
+    api.follow_operation(&accepted, action).await?;
+    let id = id.or_else(|| accepted.pointer("/service/id").and_then(Value::as_i64));
+    match id {
+        Some(id) => {
+            let service = api.get(&format!("/external-services/{id}")).await?;
+            output::print(&service, as_json);
+        }
+        None => eprintln!("{action}: done"),
+    }
+    Ok(())
+}
+
+pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> anyhow::Result<()> {
+    match command {
+        ServiceCommand::Create { service_type, name, params } => {
+            let body = json!({ "name": name, "service_type": service_type, "parameters": parse_params(params)? });
+            operation(api, Method::POST, "/external-services", Some(&body), &format!("creating {name}"), None, as_json).await
+        }
+        ServiceCommand::List => {
+            let list = api.get("/external-services").await?;
+            if as_json {
+                output::json(&list);
+            } else {
+                output::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), LIST_COLUMNS);
+            }
+            Ok(())
+        }
+        ServiceCommand::Show { service } => {
+            let id = resolve(api, service).await?;
+            output::print(&api.get(&format!("/external-services/{id}")).await?, as_json);
+            Ok(())
+        }
+        ServiceCommand::Reveal { service } => {
+            let id = resolve(api, service).await?;
+            output::print(&api.get(&format!("/external-services/{id}/reveal")).await?, as_json);
+            Ok(())
+        }
+        ServiceCommand::Start { service } => {
+            let id = resolve(api, service).await?;
+            operation(api, Method::POST, &format!("/external-services/{id}/start"), None, &format!("starting {service}"), Some(id), as_json).await
+        }
+        ServiceCommand::Stop { service } => {
+            let id = resolve(api, service).await?;
+            operation(api, Method::POST, &format!("/external-services/{id}/stop"), None, &format!("stopping {service}"), Some(id), as_json).await
+        }
+        ServiceCommand::Health { service } => {
+            let id = resolve(api, service).await?;
+            let report = api.get(&format!("/external-services/{id}/health")).await?;
+            output::print(&report, as_json);
+            if report.get("healthy") != Some(&Value::Bool(true)) {
+                return Err(anyhow!(
+                    "{service} is {}: {}",
+                    output::cell(report.get("status")),
+                    output::cell(report.get("message"))
+                ));
+            }
+            Ok(())
+        }
+        ServiceCommand::Update { service, params } => {
+            let id = resolve(api, service).await?;
+            let body = json!({ "parameters": parse_params(params)? });
+            operation(api, Method::PUT, &format!("/external-services/{id}"), Some(&body), &format!("updating {service}"), Some(id), as_json).await
+        }
+        ServiceCommand::Upgrade { service, docker_image } => {
+            let id = resolve(api, service).await?;
+            let body = json!({ "docker_image": docker_image });
+            operation(api, Method::POST, &format!("/external-services/{id}/upgrade"), Some(&body), &format!("upgrading {service}"), Some(id), as_json).await
+        }
+        ServiceCommand::Delete { service, keep_data } => {
+            let id = resolve(api, service).await?;
+            let path = format!("/external-services/{id}?keep_data={keep_data}");
+            let (_, accepted) = api.send(Method::DELETE, &path, None::<&Value>).await?;
+            api.follow_operation(&accepted, &format!("deleting {service}")).await?;
+            if !as_json {
+                eprintln!("Service {service} deleted{}.", if *keep_data { " (volume kept)" } else { "" });
+            }
+            Ok(())
+        }
+        ServiceCommand::Types => {
+            let types = api.get("/external-services/types").await?;
+            if as_json {
+                output::json(&types);
+            } else {
+                for t in types.as_array().into_iter().flatten() {
+                    println!("{} (default image {})", output::cell(t.get("service_type")), output::cell(t.get("default_image")));
+                    output::table(
+                        t.get("parameters").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default(),
+                        &[("/name", "PARAMETER"), ("/default", "DEFAULT"), ("/editable", "EDITABLE"), ("/secret", "SECRET"), ("/description", "DESCRIPTION")],
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

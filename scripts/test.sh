@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every Berth test on a Debian 12 machine, installing what is missing: apt packages,
+# Berth's own images (built locally, no registry needed), then formatting and lint checks,
+# unit tests and the integration tests against real Docker containers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_packages() {
+    local missing=()
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v docker >/dev/null || missing+=(docker.io)
+    command -v curl >/dev/null || missing+=(curl)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_docker() {
+    if docker info >/dev/null 2>&1; then return; fi
+    log "starting the Docker engine"
+    (service docker start || systemctl start docker || (dockerd >/var/log/dockerd.log 2>&1 &)) >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return; sleep 1; done
+    echo "Docker engine is not reachable" >&2
+    exit 1
+}
+
+install_packages
+ensure_docker
+
+log "building"
+cargo build --workspace --all-targets
+
+log "building Berth's images (cached by input hash)"
+BERTH_DATA_DIR="${BERTH_IMAGE_WORKDIR:-/var/cache/berth-images}" \
+    "${CARGO_TARGET_DIR:-target}/debug/berth" images build
+
+log "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "tests"
+# Integration tests share one Docker engine and host ports: run them one at a time.
+cargo test --workspace -- --test-threads=1
