@@ -45,7 +45,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         .unwrap();
     assert!(cli_show.status.success());
 
-    let state = read_all_files(&berth.data_dir);
+    let state = read_state_files(&berth.data_dir);
     let log = berth.log();
     for secret in &secrets {
         assert!(!contains(&state, secret), "a secret is in clear in the state files");

@@ -53,11 +53,45 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     berth_server::app::run(config).await
 }
 
+/// Crates that log raw Docker API bodies (container env and command lines, which carry
+/// credentials under the official images' contract) at debug level. They are capped at info
+/// whatever `BERTH_LOG` says, so secrets never reach the log.
+const CAPPED_TARGETS: &[&str] = &["bollard", "hyper", "hyper_util", "h2", "sqlx"];
+
+fn log_directives(requested: &str) -> String {
+    let mut directives: Vec<String> = requested
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !CAPPED_TARGETS.iter().any(|t| d.starts_with(t)))
+        .map(str::to_string)
+        .collect();
+    if directives.is_empty() {
+        directives.push("info".into());
+    }
+    directives.extend(CAPPED_TARGETS.iter().map(|t| format!("{t}=info")));
+    directives.join(",")
+}
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let requested = std::env::var("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(log_directives(&requested))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_directives("info")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn docker_body_loggers_are_capped() {
+        assert_eq!(
+            log_directives("debug,bollard=trace"),
+            "debug,bollard=info,hyper=info,hyper_util=info,h2=info,sqlx=info"
+        );
+        assert!(log_directives("").starts_with("info,"));
+    }
 }

@@ -262,10 +262,11 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-pub fn read_all_files(dir: &Path) -> Vec<u8> {
+/// The bytes of the SQLite state database with its WAL and shared-memory files.
+pub fn read_state_files(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        if entry.path().is_file() {
+        if entry.file_name().to_string_lossy().starts_with("berth.db") {
             out.extend(std::fs::read(entry.path()).unwrap_or_default());
         }
     }
