@@ -28,8 +28,9 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   # so "accepts TCP connections" means "ready".
   pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start >/dev/null
   if [ "$db" != postgres ]; then
-    psql -v ON_ERROR_STOP=1 --username="$user" --dbname=postgres -v db="$db" \
-         -c 'CREATE DATABASE :"db"' >/dev/null
+    # psql interpolates :"db" (as a quoted identifier) only in script input, not in -c.
+    echo 'CREATE DATABASE :"db";' |
+      psql -v ON_ERROR_STOP=1 --username="$user" --dbname=postgres -v db="$db" >/dev/null
   fi
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "berth-entrypoint: initialised $PGDATA"

@@ -9,11 +9,15 @@ use serde_json::json;
 async fn distinct_ports_and_state_survives_restart() {
     let mut berth = Berth::start().await;
     let a = berth.create("postgres", &unique("pga"), json!({})).await;
-    let b = berth.create("postgres", &unique("pgb"), json!({})).await;
+    let b = berth
+        .create("postgres", &unique("pgb"), json!({ "database": "appdb", "username": "app" }))
+        .await;
     let r = berth.create("redis", &unique("rd"), json!({})).await;
     assert_ne!(port_of(&a), port_of(&b), "two postgres services need two ports");
     let ids: Vec<i64> = [&a, &b, &r].iter().map(|s| s["id"].as_i64().unwrap()).collect();
     let passwords_before = futures_passwords(&berth, &ids).await;
+    // Custom database and superuser names are honoured.
+    pg_connect(port_of(&b), "app", &passwords_before[1], "appdb").await.unwrap();
 
     berth.kill9();
     berth.spawn().await;

@@ -1,0 +1,113 @@
+//! The CLI as a user runs it: tables by default, `--json`, one-line errors with a non-zero exit.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+fn berth_cli(berth: &Berth, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("BERTH_API_URL", berth.url(""))
+        .env("BERTH_DATA_DIR", &berth.data_dir)
+        .env_remove("BERTH_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[tokio::test]
+async fn cli_service_and_token_flows() {
+    let berth = Berth::start().await;
+    let name = unique("cli");
+    let out = berth_cli(&berth, &["service", "create", "redis", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&name));
+
+    let out = berth_cli(&berth, &["--json", "service", "list"]);
+    assert!(out.status.success());
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["name"], name.as_str());
+    assert_eq!(list[0]["parameters"]["password"], "********");
+
+    let out = berth_cli(&berth, &["service", "list"]);
+    assert!(stdout(&out).contains("NAME") && stdout(&out).contains(&name), "table output");
+
+    let out = berth_cli(&berth, &["service", "health", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = berth_cli(&berth, &["service", "stop", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = berth_cli(&berth, &["service", "health", &name]);
+    assert!(!out.status.success(), "health of a stopped service exits non-zero");
+    let out = berth_cli(&berth, &["service", "start", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Errors: one line on stderr, exit code 1.
+    for args in [
+        vec!["service", "create", "postgres", "Bad Name"],
+        vec!["service", "create", "nosuch", "x"],
+        vec!["service", "show", "no-such-service"],
+        vec!["service", "create", "redis", "y", "--param", "notkeyvalue"],
+        vec!["service", "update", &name, "--param", "password=abcdefghijk"],
+    ] {
+        let out = berth_cli(&berth, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("berth: error: "), "{err}");
+    }
+
+    // Tokens: created once, listed without values, revoked.
+    let out = berth_cli(&berth, &["--json", "token", "create", "deploy"]);
+    assert!(out.status.success());
+    let created: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let id = created["id"].as_i64().unwrap().to_string();
+    let out = berth_cli(&berth, &["token", "list"]);
+    assert!(stdout(&out).contains("deploy") && !stdout(&out).contains(&token));
+    let out = Command::new(BIN)
+        .args(["project", "list"])
+        .env("BERTH_API_URL", berth.url(""))
+        .env("BERTH_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the new token works");
+    let out = berth_cli(&berth, &["token", "revoke", &id]);
+    assert!(out.status.success());
+    let out = Command::new(BIN)
+        .args(["project", "list"])
+        .env("BERTH_API_URL", berth.url(""))
+        .env("BERTH_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("401"));
+
+    // Projects.
+    let out = berth_cli(&berth, &["--json", "project", "create", "Web Shop", "--env", "production", "--env", "staging"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(project["slug"], "web-shop");
+    assert_eq!(project["environments"].as_array().unwrap().len(), 2);
+
+    let out = berth_cli(&berth, &["service", "delete", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The server being down is a clear one-line error too.
+    let out = Command::new(BIN)
+        .args(["service", "list"])
+        .env("BERTH_API_URL", format!("http://127.0.0.1:{}", free_port()))
+        .env("BERTH_TOKEN", "berth_x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is `berth serve` running?"));
+}
