@@ -49,7 +49,10 @@ fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SecretBox> {
 fn load_or_create_instance_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(INSTANCE_FILE);
     if !path.exists() {
-        write_private(&path, secrets::generate_password(12).to_lowercase().as_bytes())?;
+        write_private(
+            &path,
+            secrets::generate_password(12).to_lowercase().as_bytes(),
+        )?;
     }
     Ok(std::fs::read_to_string(&path)?.trim().to_string())
 }
@@ -64,7 +67,9 @@ async fn bootstrap_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let _ = std::fs::remove_file(&path);
     write_private(&path, format!("{token}\n").as_bytes())?;
-    store.insert_token("admin", &secrets::hash_token(&token)).await?;
+    store
+        .insert_token("admin", &secrets::hash_token(&token))
+        .await?;
     eprintln!("berth: admin API token written to {}", path.display());
     Ok(())
 }

@@ -26,7 +26,9 @@ pub enum ImageError {
     Docker(#[from] DockerError),
     #[error("{0}")]
     Base(String),
-    #[error("image {0} is not present locally and could not be pulled ({1}); build or load it first")]
+    #[error(
+        "image {0} is not present locally and could not be pulled ({1}); build or load it first"
+    )]
     Unavailable(String, String),
 }
 
@@ -48,7 +50,11 @@ impl ImageBuilder {
 
     /// Makes sure `image` exists locally: builds it if it is one of Berth's own (missing or
     /// outdated), otherwise tries to pull it.
-    pub async fn ensure(&self, image: &str, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<(), ImageError> {
+    pub async fn ensure(
+        &self,
+        image: &str,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), ImageError> {
         if let Some(recipe) = engines::registry()
             .iter()
             .map(|e| e.image_recipe())
@@ -99,13 +105,19 @@ impl ImageBuilder {
     }
 
     /// Makes `berth/debian-base:bookworm` with debootstrap if it is missing.
-    async fn ensure_base(&self, force: bool, progress: &(dyn Fn(&str) + Send + Sync)) -> Result<(), ImageError> {
+    async fn ensure_base(
+        &self,
+        force: bool,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), ImageError> {
         let base = format!("{BASE_REPOSITORY}:{BASE_TAG}");
         if !force && self.docker.image_labels(&base).await?.is_some() {
             return Ok(());
         }
         let mirror = debian_mirror()?;
-        progress(&format!("bootstrapping {base} with debootstrap (about a minute)"));
+        progress(&format!(
+            "bootstrapping {base} with debootstrap (about a minute)"
+        ));
         tokio::fs::create_dir_all(&self.work_dir)
             .await
             .map_err(|e| ImageError::Base(format!("creating {}: {e}", self.work_dir.display())))?;

@@ -60,21 +60,31 @@ impl Reconciler {
                 guards.push(guard);
             }
         }
-        Ok(Interrupted { ops, _guards: guards })
+        Ok(Interrupted {
+            ops,
+            _guards: guards,
+        })
     }
 
     /// Resolves the interrupted operations, then runs a first pass.
     pub async fn startup(&self, interrupted: Interrupted) {
         match self.resolve_interrupted(&interrupted.ops).await {
             Ok(n) => self.status.lock().await.resolved_operations += n,
-            Err(e) => self.record_error(format!("resolving interrupted operations: {e}")).await,
+            Err(e) => {
+                self.record_error(format!("resolving interrupted operations: {e}"))
+                    .await
+            }
         }
         drop(interrupted);
         self.pass().await;
     }
 
     /// Runs passes forever, every `interval`, until `shutdown` fires.
-    pub async fn run_periodic(self: Arc<Self>, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_periodic(
+        self: Arc<Self>,
+        interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => self.pass().await,
@@ -95,15 +105,26 @@ impl Reconciler {
         for op in ops {
             let outcome = self.resolve(op).await;
             let (status, error) = match outcome {
-                Ok(status) => (status, Some("interrupted by a restart of berth serve".to_string())),
-                Err(e) => (OpStatus::Failed, Some(format!("interrupted; resolving failed: {e}"))),
+                Ok(status) => (
+                    status,
+                    Some("interrupted by a restart of berth serve".to_string()),
+                ),
+                Err(e) => (
+                    OpStatus::Failed,
+                    Some(format!("interrupted; resolving failed: {e}")),
+                ),
             };
             let error = if status == OpStatus::Succeeded {
                 None
             } else {
                 error
             };
-            tracing::info!(op = op.id, kind = op.kind.as_str(), status = status.as_str(), "resolved interrupted operation");
+            tracing::info!(
+                op = op.id,
+                kind = op.kind.as_str(),
+                status = status.as_str(),
+                "resolved interrupted operation"
+            );
             self.manager
                 .store
                 .finish_operation(op.id, status, error.as_deref())
@@ -130,7 +151,11 @@ impl Reconciler {
         match op.kind {
             OpKind::Create => {
                 // Roll forward only if the container got made; otherwise undo.
-                let exists = m.docker.inspect_container(&service.container_name).await?.is_some();
+                let exists = m
+                    .docker
+                    .inspect_container(&service.container_name)
+                    .await?
+                    .is_some();
                 if exists && m.bring_up(engine, &service, op.id).await.is_ok() {
                     m.store.set_service_status(service.id, "running").await?;
                     Ok(OpStatus::Succeeded)
@@ -140,7 +165,11 @@ impl Reconciler {
                 }
             }
             OpKind::Delete => {
-                let keep = op.payload.get("keep_data").and_then(|v| v.as_bool()).unwrap_or(false);
+                let keep = op
+                    .payload
+                    .get("keep_data")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
                 m.finish_delete(&service, keep, op.id).await?;
                 Ok(OpStatus::Succeeded)
             }
@@ -150,7 +179,11 @@ impl Reconciler {
                     .get("previous")
                     .cloned()
                     .and_then(|v| serde_json::from_value(v).ok())
-                    .ok_or_else(|| ManagerError::Internal("update operation lacks its previous parameters".into()))?;
+                    .ok_or_else(|| {
+                        ManagerError::Internal(
+                            "update operation lacks its previous parameters".into(),
+                        )
+                    })?;
                 m.restore_parameters(&service, &previous).await?;
                 m.record_observed_status(&service).await;
                 Ok(OpStatus::RolledBack)
@@ -196,7 +229,8 @@ impl Reconciler {
                 _ => self.converge(service).await,
             };
             if let Err(e) = result {
-                self.record_error(format!("service {}: {e}", service.id)).await;
+                self.record_error(format!("service {}: {e}", service.id))
+                    .await;
             }
         }
         let known: HashSet<&str> = services.iter().map(|s| s.container_name.as_str()).collect();
@@ -210,7 +244,10 @@ impl Reconciler {
             .map(|c| c.name)
             .collect::<Vec<_>>();
         if !orphans.is_empty() {
-            tracing::warn!(?orphans, "labelled containers without a service row (left in place)");
+            tracing::warn!(
+                ?orphans,
+                "labelled containers without a service row (left in place)"
+            );
         }
         self.status.lock().await.orphans = orphans;
         Ok(())
@@ -224,7 +261,10 @@ impl Reconciler {
         if service.desired_state == "running" {
             match info {
                 None => {
-                    tracing::warn!(service_id = service.id, "container missing; recreating it from the service row");
+                    tracing::warn!(
+                        service_id = service.id,
+                        "container missing; recreating it from the service row"
+                    );
                     m.bring_up(engine, service, 0).await?;
                 }
                 Some(i) if !i.running && i.state != "restarting" => {

@@ -72,7 +72,7 @@ async fn bench(cleanup: &mut Cleanup, reps: usize, run_id: &str) -> anyhow::Resu
     let mut raw_times = Vec::with_capacity(reps);
     for i in 0..reps {
         // Alternate which side goes first so caches and background noise hit both alike.
-        let berth_first = i % 2 == 0;
+        let berth_first = i.is_multiple_of(2);
         let (berth, raw) = if berth_first {
             let berth = berth_provision(&api, i, run_id).await?;
             (berth, raw_provision(i, run_id).await?)
@@ -453,7 +453,7 @@ fn random_hex(len: usize) -> String {
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     let mid = samples.len() / 2;
-    if samples.len() % 2 == 0 {
+    if samples.len().is_multiple_of(2) {
         (samples[mid - 1] + samples[mid]) / 2
     } else {
         samples[mid]

@@ -8,45 +8,139 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn create_raw(berth: &Berth, body: Value) -> (StatusCode, Value) {
-    berth.call(Method::POST, "/api/external-services?wait=true", Some(body)).await
+    berth
+        .call(Method::POST, "/api/external-services?wait=true", Some(body))
+        .await
 }
 
 fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, mentions: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["status"], expected.as_u16(), "{body}");
-    assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
+    assert!(
+        body["title"].is_string() && body["type"].is_string(),
+        "{body}"
+    );
     let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(mentions), "detail {detail:?} should mention {mentions:?}");
+    assert!(
+        detail.contains(mentions),
+        "detail {detail:?} should mention {mentions:?}"
+    );
 }
 
 async fn service_count(berth: &Berth) -> usize {
-    berth.get("/api/external-services").await.1.as_array().unwrap().len()
+    berth
+        .get("/api/external-services")
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[tokio::test]
 async fn invalid_creates_are_refused_and_leave_nothing() {
     let berth = Berth::start().await;
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"name": "x1", "service_type": "mysql"}), StatusCode::BAD_REQUEST, "service_type"),
-        (json!({"name": "", "service_type": "postgres"}), StatusCode::BAD_REQUEST, "empty"),
-        (json!({"name": "UPPER", "service_type": "postgres"}), StatusCode::BAD_REQUEST, "invalid"),
-        (json!({"name": "has space", "service_type": "postgres"}), StatusCode::BAD_REQUEST, "invalid"),
-        (json!({"name": "a".repeat(200), "service_type": "postgres"}), StatusCode::BAD_REQUEST, "200"),
-        (json!({"name": "x;rm -rf /", "service_type": "redis"}), StatusCode::BAD_REQUEST, "invalid"),
-        (json!({"name": "x'); DROP TABLE services;--", "service_type": "redis"}), StatusCode::BAD_REQUEST, "invalid"),
-        (json!({"name": "$(touch /tmp/pwned)", "service_type": "redis"}), StatusCode::BAD_REQUEST, "invalid"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"bogus": "1"}}), StatusCode::BAD_REQUEST, "bogus"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "abc"}}), StatusCode::BAD_REQUEST, "port"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "0"}}), StatusCode::BAD_REQUEST, "port"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "65536"}}), StatusCode::BAD_REQUEST, "port"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "-1"}}), StatusCode::BAD_REQUEST, "port"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"max_connections": "0"}}), StatusCode::BAD_REQUEST, "max_connections"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"ssl_mode": "sometimes"}}), StatusCode::BAD_REQUEST, "ssl_mode"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"database": "x; DROP"}}), StatusCode::BAD_REQUEST, "database"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"docker_image": "bad image"}}), StatusCode::BAD_REQUEST, "docker_image"),
-        (json!({"name": "ok-name", "service_type": "postgres", "unknown_field": 1}), StatusCode::BAD_REQUEST, "unknown_field"),
-        (json!({"service_type": "postgres"}), StatusCode::BAD_REQUEST, "name"),
-        (json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": 5432}}), StatusCode::BAD_REQUEST, "string"),
+        (
+            json!({"name": "x1", "service_type": "mysql"}),
+            StatusCode::BAD_REQUEST,
+            "service_type",
+        ),
+        (
+            json!({"name": "", "service_type": "postgres"}),
+            StatusCode::BAD_REQUEST,
+            "empty",
+        ),
+        (
+            json!({"name": "UPPER", "service_type": "postgres"}),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            json!({"name": "has space", "service_type": "postgres"}),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            json!({"name": "a".repeat(200), "service_type": "postgres"}),
+            StatusCode::BAD_REQUEST,
+            "200",
+        ),
+        (
+            json!({"name": "x;rm -rf /", "service_type": "redis"}),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            json!({"name": "x'); DROP TABLE services;--", "service_type": "redis"}),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            json!({"name": "$(touch /tmp/pwned)", "service_type": "redis"}),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"bogus": "1"}}),
+            StatusCode::BAD_REQUEST,
+            "bogus",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "abc"}}),
+            StatusCode::BAD_REQUEST,
+            "port",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "0"}}),
+            StatusCode::BAD_REQUEST,
+            "port",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "65536"}}),
+            StatusCode::BAD_REQUEST,
+            "port",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": "-1"}}),
+            StatusCode::BAD_REQUEST,
+            "port",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"max_connections": "0"}}),
+            StatusCode::BAD_REQUEST,
+            "max_connections",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"ssl_mode": "sometimes"}}),
+            StatusCode::BAD_REQUEST,
+            "ssl_mode",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"database": "x; DROP"}}),
+            StatusCode::BAD_REQUEST,
+            "database",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"docker_image": "bad image"}}),
+            StatusCode::BAD_REQUEST,
+            "docker_image",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "unknown_field": 1}),
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+        ),
+        (
+            json!({"service_type": "postgres"}),
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": 5432}}),
+            StatusCode::BAD_REQUEST,
+            "string",
+        ),
     ];
     for (body, status, mentions) in cases {
         let (got, problem) = create_raw(&berth, body.clone()).await;
@@ -66,12 +160,20 @@ async fn duplicate_name_and_taken_port_conflict() {
     assert_problem(status, &body, StatusCode::CONFLICT, "already exists");
     // The port of the first service is taken.
     let port = port_of(&svc).to_string();
-    let (status, body) = create_raw(&berth, json!({"name": unique("dup2"), "service_type": "redis", "parameters": {"port": port}})).await;
+    let (status, body) = create_raw(
+        &berth,
+        json!({"name": unique("dup2"), "service_type": "redis", "parameters": {"port": port}}),
+    )
+    .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "taken");
     // A port some other process listens on is taken too.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = listener.local_addr().unwrap().port().to_string();
-    let (status, body) = create_raw(&berth, json!({"name": unique("dup3"), "service_type": "redis", "parameters": {"port": busy}})).await;
+    let (status, body) = create_raw(
+        &berth,
+        json!({"name": unique("dup3"), "service_type": "redis", "parameters": {"port": busy}}),
+    )
+    .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "taken");
     assert_eq!(service_count(&berth).await, 1);
     berth.delete_service(svc["id"].as_i64().unwrap()).await;
@@ -95,11 +197,19 @@ async fn missing_ids_malformed_json_and_auth() {
         assert_problem(status, &body, StatusCode::NOT_FOUND, "");
     }
     let (status, body) = berth
-        .call(Method::PUT, "/api/external-services/999", Some(json!({"parameters": {"max_connections": "5"}})))
+        .call(
+            Method::PUT,
+            "/api/external-services/999",
+            Some(json!({"parameters": {"max_connections": "5"}})),
+        )
         .await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "999");
     let (status, body) = berth
-        .call(Method::POST, "/api/external-services/999/upgrade", Some(json!({"docker_image": "berth/postgres:15"})))
+        .call(
+            Method::POST,
+            "/api/external-services/999/upgrade",
+            Some(json!({"docker_image": "berth/postgres:15"})),
+        )
         .await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "999");
 
@@ -133,7 +243,12 @@ async fn missing_ids_malformed_json_and_auth() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     // Auth: missing, malformed and revoked tokens are 401 on every /api route.
-    for auth in [None, Some("Bearer nope"), Some("Basic abc"), Some("Bearer ")] {
+    for auth in [
+        None,
+        Some("Bearer nope"),
+        Some("Basic abc"),
+        Some("Bearer "),
+    ] {
         let mut req = http.get(berth.url("/api/external-services"));
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -142,24 +257,58 @@ async fn missing_ids_malformed_json_and_auth() {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
     }
-    let (status, created) = berth.call(Method::POST, "/api/tokens", Some(json!({"name": "ci"}))).await;
+    let (status, created) = berth
+        .call(Method::POST, "/api/tokens", Some(json!({"name": "ci"})))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let token = created["token"].as_str().unwrap();
-    let ok = http.get(berth.url("/api/projects")).bearer_auth(token).send().await.unwrap();
+    let ok = http
+        .get(berth.url("/api/projects"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
-    let (status, _) = berth.call(Method::DELETE, &format!("/api/tokens/{}", created["id"]), None).await;
+    let (status, _) = berth
+        .call(
+            Method::DELETE,
+            &format!("/api/tokens/{}", created["id"]),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let revoked = http.get(berth.url("/api/projects")).bearer_auth(token).send().await.unwrap();
+    let revoked = http
+        .get(berth.url("/api/projects"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
     let (_, tokens) = berth.get("/api/tokens").await;
-    assert!(!tokens.to_string().contains(token), "token list never shows tokens");
+    assert!(
+        !tokens.to_string().contains(token),
+        "token list never shows tokens"
+    );
 }
 
 #[tokio::test]
 async fn docker_unreachable_is_503_with_a_clear_message() {
-    let berth = Berth::start_with(vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock")], vec![]).await;
-    let (status, body) = create_raw(&berth, json!({"name": "nodocker", "service_type": "postgres"})).await;
-    assert_problem(status, &body, StatusCode::SERVICE_UNAVAILABLE, "Docker engine is unreachable");
+    let berth = Berth::start_with(
+        vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        vec![],
+    )
+    .await;
+    let (status, body) = create_raw(
+        &berth,
+        json!({"name": "nodocker", "service_type": "postgres"}),
+    )
+    .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Docker engine is unreachable",
+    );
     assert_eq!(service_count(&berth).await, 0, "nothing half-created");
     let (_, status_body) = berth.get("/api/system/status").await;
     assert_eq!(status_body["docker_reachable"], false);
@@ -168,21 +317,53 @@ async fn docker_unreachable_is_503_with_a_clear_message() {
 #[tokio::test]
 async fn projects_have_environments_and_validate_slugs() {
     let berth = Berth::start().await;
-    let (status, p) = berth.call(Method::POST, "/api/projects", Some(json!({"name": "My Shop"}))).await;
+    let (status, p) = berth
+        .call(
+            Method::POST,
+            "/api/projects",
+            Some(json!({"name": "My Shop"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{p}");
     assert_eq!(p["slug"], "my-shop");
     assert_eq!(p["environments"][0]["slug"], "production");
     let id = p["id"].as_i64().unwrap();
-    let (status, p2) = berth.call(Method::POST, &format!("/api/projects/{id}/environments"), Some(json!({"name": "Staging"}))).await;
+    let (status, p2) = berth
+        .call(
+            Method::POST,
+            &format!("/api/projects/{id}/environments"),
+            Some(json!({"name": "Staging"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{p2}");
     assert_eq!(p2["environments"][1]["slug"], "staging");
-    let (status, body) = berth.call(Method::POST, &format!("/api/projects/{id}/environments"), Some(json!({"name": "staging"}))).await;
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            &format!("/api/projects/{id}/environments"),
+            Some(json!({"name": "staging"})),
+        )
+        .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "staging");
-    let (status, body) = berth.call(Method::POST, "/api/projects", Some(json!({"name": "My Shop"}))).await;
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            "/api/projects",
+            Some(json!({"name": "My Shop"})),
+        )
+        .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "my-shop");
-    let (status, body) = berth.call(Method::POST, "/api/projects", Some(json!({"name": "x", "slug": "Bad Slug"}))).await;
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            "/api/projects",
+            Some(json!({"name": "x", "slug": "Bad Slug"})),
+        )
+        .await;
     assert_problem(status, &body, StatusCode::BAD_REQUEST, "slug");
-    let (status, _) = berth.call(Method::DELETE, &format!("/api/projects/{id}"), None).await;
+    let (status, _) = berth
+        .call(Method::DELETE, &format!("/api/projects/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = berth.get(&format!("/api/projects/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

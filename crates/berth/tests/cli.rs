@@ -40,14 +40,20 @@ async fn cli_service_and_token_flows() {
     assert_eq!(list[0]["parameters"]["password"], "********");
 
     let out = berth_cli(&berth, &["service", "list"]);
-    assert!(stdout(&out).contains("NAME") && stdout(&out).contains(&name), "table output");
+    assert!(
+        stdout(&out).contains("NAME") && stdout(&out).contains(&name),
+        "table output"
+    );
 
     let out = berth_cli(&berth, &["service", "health", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = berth_cli(&berth, &["service", "stop", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = berth_cli(&berth, &["service", "health", &name]);
-    assert!(!out.status.success(), "health of a stopped service exits non-zero");
+    assert!(
+        !out.status.success(),
+        "health of a stopped service exits non-zero"
+    );
     let out = berth_cli(&berth, &["service", "start", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -57,7 +63,13 @@ async fn cli_service_and_token_flows() {
         vec!["service", "create", "nosuch", "x"],
         vec!["service", "show", "no-such-service"],
         vec!["service", "create", "redis", "y", "--param", "notkeyvalue"],
-        vec!["service", "update", &name, "--param", "password=abcdefghijk"],
+        vec![
+            "service",
+            "update",
+            &name,
+            "--param",
+            "password=abcdefghijk",
+        ],
     ] {
         let out = berth_cli(&berth, &args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -93,7 +105,19 @@ async fn cli_service_and_token_flows() {
     assert!(stderr(&out).contains("401"));
 
     // Projects.
-    let out = berth_cli(&berth, &["--json", "project", "create", "Web Shop", "--env", "production", "--env", "staging"]);
+    let out = berth_cli(
+        &berth,
+        &[
+            "--json",
+            "project",
+            "create",
+            "Web Shop",
+            "--env",
+            "production",
+            "--env",
+            "staging",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let project: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(project["slug"], "web-shop");

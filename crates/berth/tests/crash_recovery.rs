@@ -15,7 +15,9 @@ async fn assert_all_or_nothing(berth: &Berth, id: i64, container: &str, volume: 
     let (status, svc) = berth.get(&format!("/api/external-services/{id}")).await;
     if status == StatusCode::OK {
         assert_eq!(svc["status"], "running", "{svc}");
-        let (_, health) = berth.get(&format!("/api/external-services/{id}/health")).await;
+        let (_, health) = berth
+            .get(&format!("/api/external-services/{id}/health"))
+            .await;
         assert_eq!(health["status"], "healthy", "{health}");
         assert!(container_exists(container));
         berth.delete_service(id).await;
@@ -38,13 +40,18 @@ async fn start_create(berth: &Berth, service_type: &str, name: &str) -> (i64, i6
     (
         body["service"]["id"].as_i64().unwrap(),
         body["operation"]["id"].as_i64().unwrap(),
-        body["service"]["container_name"].as_str().unwrap().to_string(),
+        body["service"]["container_name"]
+            .as_str()
+            .unwrap()
+            .to_string(),
         body["service"]["volume_name"].as_str().unwrap().to_string(),
     )
 }
 
 async fn no_operation_running(berth: &Berth, id: i64) {
-    let (_, ops) = berth.get(&format!("/api/external-services/{id}/operations")).await;
+    let (_, ops) = berth
+        .get(&format!("/api/external-services/{id}/operations"))
+        .await;
     if let Some(ops) = ops.as_array() {
         assert!(ops.iter().all(|op| op["status"] != "running"), "{ops:?}");
     }
@@ -63,7 +70,10 @@ async fn kill9_during_create_converges() {
             if o["step"] == step || o["status"] != "running" {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "never reached {step}: {o}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached {step}: {o}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         berth.kill9();
@@ -79,11 +89,19 @@ async fn kill9_during_create_converges() {
 async fn crash_point_after_container_created_converges() {
     let mut berth = Berth::start().await;
     berth.kill9();
-    berth.spawn_with_env(&[("BERTH_CRASHPOINT", "create.after_container")]).await;
+    berth
+        .spawn_with_env(&[("BERTH_CRASHPOINT", "create.after_container")])
+        .await;
     let name = unique("cp");
     let (id, op, container, volume) = start_create(&berth, "redis", &name).await;
-    assert!(berth.wait_exit(Duration::from_secs(120)), "crash point should abort the server");
-    assert!(container_exists(&container), "the crash left a container behind");
+    assert!(
+        berth.wait_exit(Duration::from_secs(120)),
+        "crash point should abort the server"
+    );
+    assert!(
+        container_exists(&container),
+        "the crash left a container behind"
+    );
     berth.spawn().await;
     let resolved = berth.wait_operation(op, Duration::from_secs(120)).await;
     assert_ne!(resolved["status"], "running", "{resolved}");
@@ -96,8 +114,16 @@ async fn crash_during_delete_finishes_the_delete() {
     let svc = berth.create("redis", &unique("del"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     berth.kill9();
-    berth.spawn_with_env(&[("BERTH_CRASHPOINT", "delete.after_container")]).await;
-    let (status, body) = berth.call(Method::DELETE, &format!("/api/external-services/{id}"), None).await;
+    berth
+        .spawn_with_env(&[("BERTH_CRASHPOINT", "delete.after_container")])
+        .await;
+    let (status, body) = berth
+        .call(
+            Method::DELETE,
+            &format!("/api/external-services/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert!(berth.wait_exit(Duration::from_secs(60)));
     berth.spawn().await;
@@ -113,23 +139,46 @@ async fn crash_during_delete_finishes_the_delete() {
 #[tokio::test]
 async fn crash_during_update_rolls_back_to_previous_configuration() {
     let mut berth = Berth::start().await;
-    let svc = berth.create("postgres", &unique("upd"), json!({ "max_connections": "120" })).await;
+    let svc = berth
+        .create(
+            "postgres",
+            &unique("upd"),
+            json!({ "max_connections": "120" }),
+        )
+        .await;
     let id = svc["id"].as_i64().unwrap();
     let password = berth.password(id).await;
     let port = port_of(&svc);
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    sqlx::query("CREATE TABLE t (v int)").execute(&mut conn).await.unwrap();
-    sqlx::query("INSERT INTO t VALUES (7)").execute(&mut conn).await.unwrap();
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE t (v int)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t VALUES (7)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     drop(conn);
 
     berth.kill9();
-    berth.spawn_with_env(&[("BERTH_CRASHPOINT", "reconfigure.after_remove")]).await;
+    berth
+        .spawn_with_env(&[("BERTH_CRASHPOINT", "reconfigure.after_remove")])
+        .await;
     let (status, body) = berth
-        .call(Method::PUT, &format!("/api/external-services/{id}"), Some(json!({ "parameters": { "max_connections": "90" } })))
+        .call(
+            Method::PUT,
+            &format!("/api/external-services/{id}"),
+            Some(json!({ "parameters": { "max_connections": "90" } })),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert!(berth.wait_exit(Duration::from_secs(60)));
-    assert!(!container_exists(svc["container_name"].as_str().unwrap()), "crashed with the container removed");
+    assert!(
+        !container_exists(svc["container_name"].as_str().unwrap()),
+        "crashed with the container removed"
+    );
     berth.spawn().await;
     let op = body["operation"]["id"].as_i64().unwrap();
     let resolved = berth.wait_operation(op, Duration::from_secs(120)).await;
@@ -137,8 +186,13 @@ async fn crash_during_update_rolls_back_to_previous_configuration() {
     let (_, now) = berth.get(&format!("/api/external-services/{id}")).await;
     assert_eq!(now["parameters"]["max_connections"], "120", "{now}");
     assert_eq!(now["status"], "running", "{now}");
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    let (v,): (i32,) = sqlx::query_as("SELECT v FROM t").fetch_one(&mut conn).await.unwrap();
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    let (v,): (i32,) = sqlx::query_as("SELECT v FROM t")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(v, 7);
     drop(conn);
     berth.delete_service(id).await;

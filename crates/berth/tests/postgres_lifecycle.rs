@@ -12,12 +12,17 @@ use sqlx::Row;
 async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     let berth = Berth::start().await;
     let name = unique("pg");
-    let svc = berth.create("postgres", &name, json!({ "max_connections": "150" })).await;
+    let svc = berth
+        .create("postgres", &name, json!({ "max_connections": "150" }))
+        .await;
     let id = svc["id"].as_i64().unwrap();
     let port = port_of(&svc);
     assert!(port >= 5432, "ports are assigned from 5432 up");
     assert_eq!(svc["status"], "running");
-    assert_eq!(svc["parameters"]["password"], "********", "masked by default");
+    assert_eq!(
+        svc["parameters"]["password"], "********",
+        "masked by default"
+    );
     assert_eq!(svc["parameters"]["database"], "postgres");
     assert_eq!(svc["parameters"]["username"], "postgres");
     assert_eq!(svc["parameters"]["ssl_mode"], "disable");
@@ -25,90 +30,182 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     assert_eq!(password.len(), 16);
 
     // Connect from the host with the generated password; write a row.
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    sqlx::query("CREATE TABLE kept (v text)").execute(&mut conn).await.unwrap();
-    sqlx::query("INSERT INTO kept VALUES ('still here')").execute(&mut conn).await.unwrap();
-    let max: String = sqlx::query("SHOW max_connections").fetch_one(&mut conn).await.unwrap().get(0);
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE kept (v text)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO kept VALUES ('still here')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let max: String = sqlx::query("SHOW max_connections")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(max, "150");
     drop(conn);
-    assert!(pg_connect(port, "postgres", "wrong-password", "postgres").await.is_err());
+    assert!(
+        pg_connect(port, "postgres", "wrong-password", "postgres")
+            .await
+            .is_err()
+    );
 
     // Published on 127.0.0.1 only.
     let container = svc["container_name"].as_str().unwrap();
-    let (_, bindings) = docker(&["inspect", "--format", "{{json .HostConfig.PortBindings}}", container]);
+    let (_, bindings) = docker(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.PortBindings}}",
+        container,
+    ]);
     let bindings: serde_json::Value = serde_json::from_str(&bindings).unwrap();
     for binding in bindings["5432/tcp"].as_array().unwrap() {
         assert_eq!(binding["HostIp"], "127.0.0.1", "{bindings}");
     }
-    let (_, network) = docker(&["inspect", "--format", "{{json .NetworkSettings.Networks}}", container]);
-    assert!(network.contains("\"berth\""), "on the berth network: {network}");
+    let (_, network) = docker(&[
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Networks}}",
+        container,
+    ]);
+    assert!(
+        network.contains("\"berth\""),
+        "on the berth network: {network}"
+    );
 
     // Stop keeps data; the service refuses connections while stopped.
-    let (status, body) = berth.post_wait(&format!("/api/external-services/{id}/stop"), None).await;
+    let (status, body) = berth
+        .post_wait(&format!("/api/external-services/{id}/stop"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "stopped");
-    let (_, health) = berth.get(&format!("/api/external-services/{id}/health")).await;
+    let (_, health) = berth
+        .get(&format!("/api/external-services/{id}/health"))
+        .await;
     assert_eq!(health["status"], "stopped");
-    assert!(pg_connect(port, "postgres", &password, "postgres").await.is_err());
-    let (status, body) = berth.post_wait(&format!("/api/external-services/{id}/start"), None).await;
+    assert!(
+        pg_connect(port, "postgres", &password, "postgres")
+            .await
+            .is_err()
+    );
+    let (status, body) = berth
+        .post_wait(&format!("/api/external-services/{id}/start"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    let v: String = sqlx::query("SELECT v FROM kept").fetch_one(&mut conn).await.unwrap().get(0);
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    let v: String = sqlx::query("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, "still here");
     drop(conn);
-    let (_, health) = berth.get(&format!("/api/external-services/{id}/health")).await;
+    let (_, health) = berth
+        .get(&format!("/api/external-services/{id}/health"))
+        .await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert!(health["latency_ms"].as_f64().unwrap() > 0.0);
 
     // Update an editable parameter: the container is recreated with it, data kept.
     let (status, body) = berth
-        .call(Method::PUT, &format!("/api/external-services/{id}?wait=true"), Some(json!({ "parameters": { "max_connections": "77" } })))
+        .call(
+            Method::PUT,
+            &format!("/api/external-services/{id}?wait=true"),
+            Some(json!({ "parameters": { "max_connections": "77" } })),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["parameters"]["max_connections"], "77");
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    let max: String = sqlx::query("SHOW max_connections").fetch_one(&mut conn).await.unwrap().get(0);
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    let max: String = sqlx::query("SHOW max_connections")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(max, "77");
     drop(conn);
 
     // Read-only parameters are refused by name.
     let (status, body) = berth
-        .call(Method::PUT, &format!("/api/external-services/{id}"), Some(json!({ "parameters": { "username": "root" } })))
+        .call(
+            Method::PUT,
+            &format!("/api/external-services/{id}"),
+            Some(json!({ "parameters": { "username": "root" } })),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap().contains("\"username\""), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("\"username\""),
+        "{body}"
+    );
 
     // Upgrade: a same-major image (another tag of the same build) keeps the volume.
     let alias = "berth/postgres:15-upgrade-test";
     assert!(docker(&["tag", "berth/postgres:15", alias]).0);
     let (status, body) = berth
-        .post_wait(&format!("/api/external-services/{id}/upgrade"), Some(json!({ "docker_image": alias })))
+        .post_wait(
+            &format!("/api/external-services/{id}/upgrade"),
+            Some(json!({ "docker_image": alias })),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["parameters"]["docker_image"], alias);
     let (_, image) = docker(&["inspect", "--format", "{{.Config.Image}}", container]);
     assert_eq!(image, alias);
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    let v: String = sqlx::query("SELECT v FROM kept").fetch_one(&mut conn).await.unwrap().get(0);
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    let v: String = sqlx::query("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, "still here");
     drop(conn);
 
     // A different major version is refused before anything is touched.
     let (status, body) = berth
-        .call(Method::POST, &format!("/api/external-services/{id}/upgrade"), Some(json!({ "docker_image": "postgres:17" })))
+        .call(
+            Method::POST,
+            &format!("/api/external-services/{id}/upgrade"),
+            Some(json!({ "docker_image": "postgres:17" })),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("major"), "{body}");
 
     // An image that cannot start rolls back to the previous one.
     let (status, body) = berth
-        .post_wait(&format!("/api/external-services/{id}/upgrade"), Some(json!({ "docker_image": "berth/redis:7" })))
+        .post_wait(
+            &format!("/api/external-services/{id}/upgrade"),
+            Some(json!({ "docker_image": "berth/redis:7" })),
+        )
         .await;
-    assert!(status.is_client_error() || status.is_server_error(), "{status} {body}");
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{status} {body}"
+    );
     let (_, svc_now) = berth.get(&format!("/api/external-services/{id}")).await;
-    assert_eq!(svc_now["parameters"]["docker_image"], alias, "rolled back: {svc_now}");
-    let mut conn = pg_connect(port, "postgres", &password, "postgres").await.unwrap();
-    let v: String = sqlx::query("SELECT v FROM kept").fetch_one(&mut conn).await.unwrap().get(0);
+    assert_eq!(
+        svc_now["parameters"]["docker_image"], alias,
+        "rolled back: {svc_now}"
+    );
+    let mut conn = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    let v: String = sqlx::query("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(v, "still here");
     drop(conn);
 

@@ -21,18 +21,32 @@ impl Drop for StateDb {
 #[tokio::test]
 async fn postgres_state_backend_round_trips() {
     let port = free_port();
-    let db = StateDb { name: unique("berth-state-pg") };
+    let db = StateDb {
+        name: unique("berth-state-pg"),
+    };
     let (ok, out) = docker(&[
-        "run", "-d", "--name", &db.name,
-        "-e", "POSTGRES_PASSWORD=statepw123",
-        "-e", "POSTGRES_DB=berth",
-        "-p", &format!("127.0.0.1:{port}:5432"),
+        "run",
+        "-d",
+        "--name",
+        &db.name,
+        "-e",
+        "POSTGRES_PASSWORD=statepw123",
+        "-e",
+        "POSTGRES_DB=berth",
+        "-p",
+        &format!("127.0.0.1:{port}:5432"),
         "berth/postgres:15",
     ]);
     assert!(ok, "starting the state database: {out}");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while pg_connect(port, "postgres", "statepw123", "berth").await.is_err() {
-        assert!(Instant::now() < deadline, "state database never became ready");
+    while pg_connect(port, "postgres", "statepw123", "berth")
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "state database never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let url = format!("postgres://postgres:statepw123@127.0.0.1:{port}/berth");
@@ -42,7 +56,9 @@ async fn postgres_state_backend_round_trips() {
     let password = berth.password(id).await;
 
     // The rows live in PostgreSQL, with the password encrypted.
-    let mut conn = pg_connect(port, "postgres", "statepw123", "berth").await.unwrap();
+    let mut conn = pg_connect(port, "postgres", "statepw123", "berth")
+        .await
+        .unwrap();
     let (params, secrets): (String, String) =
         sqlx::query_as("SELECT parameters, secrets FROM services WHERE id = $1")
             .bind(id)
@@ -52,11 +68,16 @@ async fn postgres_state_backend_round_trips() {
     assert!(params.contains("\"port\""));
     assert!(!secrets.contains(&password) && secrets.starts_with("v1:"));
     drop(conn);
-    assert!(!berth.data_dir.join("berth.db").exists(), "no SQLite file when a URL is given");
+    assert!(
+        !berth.data_dir.join("berth.db").exists(),
+        "no SQLite file when a URL is given"
+    );
 
     berth.kill9();
     berth.spawn().await;
-    let (_, health) = berth.get(&format!("/api/external-services/{id}/health")).await;
+    let (_, health) = berth
+        .get(&format!("/api/external-services/{id}/health"))
+        .await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(berth.password(id).await, password);
     berth.delete_service(id).await;

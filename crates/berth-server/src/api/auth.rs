@@ -9,7 +9,11 @@ use berth_core::secrets;
 use super::AppState;
 use super::problem::ApiError;
 
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -17,9 +21,14 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(token) = presented.filter(|t| !t.is_empty()) else {
-        return ApiError::unauthorized("missing bearer token: send Authorization: Bearer <token>").into_response();
+        return ApiError::unauthorized("missing bearer token: send Authorization: Bearer <token>")
+            .into_response();
     };
-    match state.store.authenticate_token(&secrets::hash_token(token)).await {
+    match state
+        .store
+        .authenticate_token(&secrets::hash_token(token))
+        .await
+    {
         Ok(Some(_)) => next.run(request).await,
         Ok(None) => ApiError::unauthorized("invalid or revoked token").into_response(),
         Err(e) => ApiError::from(e).into_response(),

@@ -32,11 +32,18 @@ fn json_problem(rejection: JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {} bytes", super::BODY_LIMIT_BYTES),
+                format!(
+                    "request body is larger than {} bytes",
+                    super::BODY_LIMIT_BYTES
+                ),
             )
         }
-        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!("invalid request body: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::bad_request(format!("invalid request body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(format!("malformed JSON: {}", e.body_text()))
+        }
         other => ApiError::bad_request(other.body_text()),
     }
 }
@@ -54,7 +61,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
                 .map_err(|e: PathRejection| ApiError::bad_request(e.body_text()))?;
         match raw.parse::<i64>() {
             Ok(id) if id > 0 => Ok(IdPath(id)),
-            _ => Err(ApiError::not_found(format!("no resource with id {raw:?} (ids are positive integers)"))),
+            _ => Err(ApiError::not_found(format!(
+                "no resource with id {raw:?} (ids are positive integers)"
+            ))),
         }
     }
 }

@@ -46,11 +46,26 @@ pub fn router(state: AppState) -> Router {
                 .put(services::crud::update)
                 .delete(services::crud::delete),
         )
-        .route("/external-services/{id}/reveal", get(services::crud::reveal))
-        .route("/external-services/{id}/start", post(services::lifecycle::start))
-        .route("/external-services/{id}/stop", post(services::lifecycle::stop))
-        .route("/external-services/{id}/upgrade", post(services::lifecycle::upgrade))
-        .route("/external-services/{id}/health", get(services::lifecycle::health))
+        .route(
+            "/external-services/{id}/reveal",
+            get(services::crud::reveal),
+        )
+        .route(
+            "/external-services/{id}/start",
+            post(services::lifecycle::start),
+        )
+        .route(
+            "/external-services/{id}/stop",
+            post(services::lifecycle::stop),
+        )
+        .route(
+            "/external-services/{id}/upgrade",
+            post(services::lifecycle::upgrade),
+        )
+        .route(
+            "/external-services/{id}/health",
+            get(services::lifecycle::health),
+        )
         .route(
             "/external-services/{id}/operations",
             get(operations::list_for_service),

@@ -18,7 +18,10 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult
 }
 
 /// The last 100 operations of one service, newest first.
-pub async fn list_for_service(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Vec<Operation>>> {
+pub async fn list_for_service(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Vec<Operation>>> {
     state.manager.service(id).await?;
     Ok(Json(state.store.list_operations(Some(id)).await?))
 }

@@ -22,7 +22,8 @@ pub struct CreateProject {
 }
 
 fn checked_slug(kind: &str, value: &str) -> ApiResult<String> {
-    names::validate_name(value).map_err(|e| ApiError::bad_request(format!("invalid {kind} slug: {e}")))?;
+    names::validate_name(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid {kind} slug: {e}")))?;
     Ok(value.to_string())
 }
 
@@ -43,18 +44,29 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("project names must be 1 to 100 printable characters"));
+        return Err(ApiError::bad_request(
+            "project names must be 1 to 100 printable characters",
+        ));
     }
-    let slug = checked_slug("project", &body.slug.clone().unwrap_or_else(|| names::slugify(name)))?;
-    let env_names = body.environments.unwrap_or_else(|| vec!["production".into()]);
+    let slug = checked_slug(
+        "project",
+        &body.slug.clone().unwrap_or_else(|| names::slugify(name)),
+    )?;
+    let env_names = body
+        .environments
+        .unwrap_or_else(|| vec!["production".into()]);
     if env_names.is_empty() {
-        return Err(ApiError::bad_request("a project needs at least one environment"));
+        return Err(ApiError::bad_request(
+            "a project needs at least one environment",
+        ));
     }
     let mut envs = Vec::new();
     for env in &env_names {
         let (env_name, env_slug) = environment(env)?;
         if envs.iter().any(|(_, s)| s == &env_slug) {
-            return Err(ApiError::bad_request(format!("environment {env_slug:?} is listed twice")));
+            return Err(ApiError::bad_request(format!(
+                "environment {env_slug:?} is listed twice"
+            )));
         }
         envs.push((env_name, env_slug));
     }
@@ -110,14 +122,20 @@ pub async fn add_environment(
     let project = load(&state, id).await?;
     let (name, slug) = environment(&body.name)?;
     if project.environments.iter().any(|e| e.slug == slug) {
-        return Err(ApiError::conflict(format!("project {id} already has environment {slug:?}")));
+        return Err(ApiError::conflict(format!(
+            "project {id} already has environment {slug:?}"
+        )));
     }
-    state.store.add_environment(id, &name, &slug).await.map_err(|e| {
-        if store::is_unique_violation(&e) {
-            ApiError::conflict(format!("project {id} already has environment {slug:?}"))
-        } else {
-            e.into()
-        }
-    })?;
+    state
+        .store
+        .add_environment(id, &name, &slug)
+        .await
+        .map_err(|e| {
+            if store::is_unique_violation(&e) {
+                ApiError::conflict(format!("project {id} already has environment {slug:?}"))
+            } else {
+                e.into()
+            }
+        })?;
     Ok((StatusCode::CREATED, Json(load(&state, id).await?)))
 }

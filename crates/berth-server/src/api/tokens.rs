@@ -31,12 +31,23 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("token names must be 1 to 100 printable characters"));
+        return Err(ApiError::bad_request(
+            "token names must be 1 to 100 printable characters",
+        ));
     }
     let token = secrets::generate_token();
-    let info = state.store.insert_token(name, &secrets::hash_token(&token)).await?;
+    let info = state
+        .store
+        .insert_token(name, &secrets::hash_token(&token))
+        .await?;
     tracing::info!(token_id = info.id, "API token created");
-    Ok((StatusCode::CREATED, Json(CreatedToken { token_info: info, token })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token_info: info,
+            token,
+        }),
+    ))
 }
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>>> {

@@ -12,7 +12,9 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::{DockerClient, DockerError, DockerResult, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE_ID};
+use super::{
+    DockerClient, DockerError, DockerResult, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE_ID,
+};
 
 /// Everything needed to create a service container.
 #[derive(Debug, Clone)]
@@ -77,7 +79,11 @@ impl DockerClient {
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
                 env: Some(spec.env.clone()),
-                cmd: if spec.cmd.is_empty() { None } else { Some(spec.cmd.clone()) },
+                cmd: if spec.cmd.is_empty() {
+                    None
+                } else {
+                    Some(spec.cmd.clone())
+                },
                 labels: Some(spec.labels.clone()),
                 hostname: Some(spec.name.clone()),
                 exposed_ports: Some(exposed),
@@ -129,9 +135,9 @@ impl DockerClient {
             match d.start_container(&name, None).await {
                 Ok(()) => Ok(()),
                 // 304 Not Modified: already started.
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
-                    Ok(())
-                }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
                 Err(e) => Err(e.into()),
             }
         })
@@ -148,9 +154,9 @@ impl DockerClient {
             };
             match d.stop_container(&name, Some(options)).await {
                 Ok(()) => Ok(()),
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
-                    Ok(())
-                }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
                 Err(e) => Err(e.into()),
             }
         })
@@ -286,7 +292,9 @@ impl DockerClient {
                     && let Some(map) = info.host_config.and_then(|h| h.port_bindings)
                 {
                     for binding in map.values().flatten().flatten() {
-                        if let Some(port) = binding.host_port.as_deref().and_then(|p| p.parse().ok()) {
+                        if let Some(port) =
+                            binding.host_port.as_deref().and_then(|p| p.parse().ok())
+                        {
                             ports.insert(port);
                         }
                     }

@@ -19,9 +19,7 @@ impl DockerClient {
         let image = image.to_string();
         self.with(|d| async move {
             match d.inspect_image(&image).await {
-                Ok(info) => Ok(Some(
-                    info.config.and_then(|c| c.labels).unwrap_or_default(),
-                )),
+                Ok(info) => Ok(Some(info.config.and_then(|c| c.labels).unwrap_or_default())),
                 Err(e) => match DockerError::from(e) {
                     DockerError::NotFound(_) => Ok(None),
                     other => Err(other),
@@ -104,8 +102,11 @@ impl DockerClient {
             tag: Some(tag.into()),
             ..Default::default()
         };
-        let mut stream =
-            docker.create_image(Some(options), Some(bollard::body_try_stream(rootfs_tar)), None);
+        let mut stream = docker.create_image(
+            Some(options),
+            Some(bollard::body_try_stream(rootfs_tar)),
+            None,
+        );
         while let Some(item) = stream.next().await {
             let info = item.map_err(DockerError::from)?;
             if let Some(detail) = info.error_detail {

@@ -85,12 +85,15 @@ impl DockerClient {
         if let Some(docker) = cached.as_ref() {
             return Ok(docker.clone());
         }
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| DockerError::Unavailable(e.to_string()))?;
-        let docker = tokio::time::timeout(std::time::Duration::from_secs(10), docker.negotiate_version())
-            .await
-            .map_err(|_| DockerError::Unavailable("timed out negotiating the API version".into()))?
-            .map_err(|e| DockerError::Unavailable(e.to_string()))?;
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| DockerError::Unavailable(e.to_string()))?;
+        let docker = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            docker.negotiate_version(),
+        )
+        .await
+        .map_err(|_| DockerError::Unavailable("timed out negotiating the API version".into()))?
+        .map_err(|e| DockerError::Unavailable(e.to_string()))?;
         *cached = Some(docker.clone());
         Ok(docker)
     }

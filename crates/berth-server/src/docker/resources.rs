@@ -40,7 +40,11 @@ impl DockerClient {
 
     /// Creates a named volume, or adopts an existing one of the same name (volume creation is
     /// idempotent in Docker).
-    pub async fn ensure_volume(&self, name: &str, labels: HashMap<String, String>) -> DockerResult<()> {
+    pub async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> DockerResult<()> {
         let name = name.to_string();
         self.with(|d| async move {
             d.create_volume(VolumeCreateRequest {

@@ -24,7 +24,10 @@ pub struct CreateRequest {
 
 impl ServiceManager {
     /// Validates and records a create, then runs it in the background.
-    pub async fn create(self: &Arc<Self>, request: CreateRequest) -> ManagerResult<(Service, Started)> {
+    pub async fn create(
+        self: &Arc<Self>,
+        request: CreateRequest,
+    ) -> ManagerResult<(Service, Started)> {
         let engine = engines::engine(&request.service_type).ok_or_else(|| {
             ManagerError::BadRequest(format!(
                 "unknown service_type {:?}; supported: {}",
@@ -41,13 +44,20 @@ impl ServiceManager {
 
         let (service, operation) = {
             let _ports = self.port_lock.lock().await;
-            if self.store.list_services().await?.iter().any(|s| s.name == request.name) {
+            if self
+                .store
+                .list_services()
+                .await?
+                .iter()
+                .any(|s| s.name == request.name)
+            {
                 return Err(duplicate(&request.name));
             }
-            self.assign_ports(engine, &mut params, &request.parameters, None).await?;
-            let (public, secret): (Parameters, Parameters) = params.into_iter().partition(|(k, _)| {
-                !engine.params().iter().any(|s| s.name == k && s.is_secret())
-            });
+            self.assign_ports(engine, &mut params, &request.parameters, None)
+                .await?;
+            let (public, secret): (Parameters, Parameters) = params
+                .into_iter()
+                .partition(|(k, _)| !engine.params().iter().any(|s| s.name == k && s.is_secret()));
             let container = names::container_name(engine.service_type(), &request.name);
             let volume = names::volume_name(engine.service_type(), &request.name);
             self.store
@@ -82,7 +92,10 @@ impl ServiceManager {
                 Err(e) => {
                     manager.step(op_id, "rolling back").await;
                     if let Err(undo) = manager.undo_create(&svc).await {
-                        tracing::error!(service_id = svc.id, "rolling back create failed, the reconciler will retry: {undo}");
+                        tracing::error!(
+                            service_id = svc.id,
+                            "rolling back create failed, the reconciler will retry: {undo}"
+                        );
                     }
                     Err(e.map_message(|m| super::redact(&m, &svc)))
                 }
@@ -91,9 +104,15 @@ impl ServiceManager {
         Ok((service, started))
     }
 
-    async fn run_create(&self, engine: &dyn Engine, service: &Service, op_id: i64) -> ManagerResult<()> {
+    async fn run_create(
+        &self,
+        engine: &dyn Engine,
+        service: &Service,
+        op_id: i64,
+    ) -> ManagerResult<()> {
         let spec = self.container_spec(engine, service);
-        self.step(op_id, &format!("preparing image {}", spec.image)).await;
+        self.step(op_id, &format!("preparing image {}", spec.image))
+            .await;
         let images = &self.images;
         let progress = |line: &str| tracing::info!(service_id = service.id, "{line}");
         images.ensure(&spec.image, &progress).await?;
@@ -104,7 +123,10 @@ impl ServiceManager {
                 &spec.volume,
                 HashMap::from([
                     (LABEL_MANAGED.to_string(), "true".to_string()),
-                    (crate::docker::LABEL_SERVICE_ID.to_string(), service.id.to_string()),
+                    (
+                        crate::docker::LABEL_SERVICE_ID.to_string(),
+                        service.id.to_string(),
+                    ),
                 ]),
             )
             .await?;
@@ -121,7 +143,9 @@ impl ServiceManager {
 
     /// Removes whatever a create made: container, volume, row. Idempotent.
     pub async fn undo_create(&self, service: &Service) -> ManagerResult<()> {
-        self.docker.remove_container(&service.container_name).await?;
+        self.docker
+            .remove_container(&service.container_name)
+            .await?;
         self.docker.remove_volume(&service.volume_name).await?;
         self.store.delete_service(service.id).await?;
         Ok(())

@@ -31,9 +31,16 @@ impl ServiceManager {
     }
 
     /// Removes the container, the volume unless `keep_data`, then the row. Idempotent.
-    pub async fn finish_delete(&self, service: &Service, keep_data: bool, op_id: i64) -> ManagerResult<()> {
+    pub async fn finish_delete(
+        &self,
+        service: &Service,
+        keep_data: bool,
+        op_id: i64,
+    ) -> ManagerResult<()> {
         self.step(op_id, "removing container").await;
-        self.docker.remove_container(&service.container_name).await?;
+        self.docker
+            .remove_container(&service.container_name)
+            .await?;
         crate::crashpoint::hit("delete.after_container");
         if !keep_data {
             self.step(op_id, "removing volume").await;

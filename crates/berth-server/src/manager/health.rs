@@ -24,7 +24,10 @@ impl ServiceManager {
     pub async fn health(&self, id: i64) -> ManagerResult<HealthReport> {
         let service = self.service(id).await?;
         let engine = Self::engine_for(&service)?;
-        let info = self.docker.inspect_container(&service.container_name).await?;
+        let info = self
+            .docker
+            .inspect_container(&service.container_name)
+            .await?;
         let mut report = HealthReport {
             service_id: id,
             status: "missing",

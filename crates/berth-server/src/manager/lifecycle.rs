@@ -17,7 +17,14 @@ impl ServiceManager {
         self.docker.ping().await?;
         let op = self
             .store
-            .begin_operation(id, OpKind::Start, "starting", Some("running"), None, &serde_json::json!({}))
+            .begin_operation(
+                id,
+                OpKind::Start,
+                "starting",
+                Some("running"),
+                None,
+                &serde_json::json!({}),
+            )
             .await?;
         let manager = self.clone();
         let op_id = op.id;
@@ -34,7 +41,14 @@ impl ServiceManager {
         self.docker.ping().await?;
         let op = self
             .store
-            .begin_operation(id, OpKind::Stop, "stopping", Some("stopped"), None, &serde_json::json!({}))
+            .begin_operation(
+                id,
+                OpKind::Stop,
+                "stopping",
+                Some("stopped"),
+                None,
+                &serde_json::json!({}),
+            )
             .await?;
         let manager = self.clone();
         let op_id = op.id;
@@ -51,7 +65,12 @@ impl ServiceManager {
 
     /// Ensures the container exists (adopting or recreating it from the row), starts it and
     /// waits until it accepts connections.
-    pub async fn bring_up(&self, engine: &dyn crate::engines::Engine, service: &Service, op_id: i64) -> ManagerResult<()> {
+    pub async fn bring_up(
+        &self,
+        engine: &dyn crate::engines::Engine,
+        service: &Service,
+        op_id: i64,
+    ) -> ManagerResult<()> {
         let spec = self.container_spec(engine, service);
         if self.docker.inspect_container(&spec.name).await?.is_none() {
             self.step(op_id, "recreating missing container").await;
@@ -82,16 +101,22 @@ impl ServiceManager {
     /// running (container up and probe answers), unhealthy (up, probe fails), stopped, missing.
     pub async fn observe(&self, service: &Service) -> ManagerResult<&'static str> {
         let engine = Self::engine_for(service)?;
-        Ok(match self.docker.inspect_container(&service.container_name).await? {
-            None => "missing",
-            Some(info) if !info.running => "stopped",
-            Some(_) => {
-                let port = Self::host_port(engine, service)?;
-                match engine.probe(port, &service.all_parameters()).await {
-                    Ok(()) => "running",
-                    Err(_) => "unhealthy",
+        Ok(
+            match self
+                .docker
+                .inspect_container(&service.container_name)
+                .await?
+            {
+                None => "missing",
+                Some(info) if !info.running => "stopped",
+                Some(_) => {
+                    let port = Self::host_port(engine, service)?;
+                    match engine.probe(port, &service.all_parameters()).await {
+                        Ok(()) => "running",
+                        Err(_) => "unhealthy",
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 }

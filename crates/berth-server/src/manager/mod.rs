@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex as StdMutex};
 use berth_core::Parameters;
 
 use crate::config::ServerConfig;
-use crate::docker::{ContainerSpec, DockerClient, LABEL_MANAGED, LABEL_SERVICE_ID, LABEL_SERVICE_TYPE};
+use crate::docker::{
+    ContainerSpec, DockerClient, LABEL_MANAGED, LABEL_SERVICE_ID, LABEL_SERVICE_TYPE,
+};
 use crate::engines::{self, Engine};
 use crate::image_builder::ImageBuilder;
 use crate::store::{OpStatus, Operation, Service, Store};
@@ -51,7 +53,11 @@ pub struct BusyGuard {
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.manager.busy.lock().expect("busy lock").remove(&self.id);
+        self.manager
+            .busy
+            .lock()
+            .expect("busy lock")
+            .remove(&self.id);
     }
 }
 
@@ -63,7 +69,12 @@ pub struct Started {
 }
 
 impl ServiceManager {
-    pub fn new(store: Store, docker: Arc<DockerClient>, config: ServerConfig, instance_id: String) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        docker: Arc<DockerClient>,
+        config: ServerConfig,
+        instance_id: String,
+    ) -> Arc<Self> {
         let images = ImageBuilder::new(docker.clone(), config.data_dir.join("images"));
         Arc::new(Self {
             store,
@@ -117,12 +128,23 @@ impl ServiceManager {
 
     /// The container a service should have, from its row.
     pub fn container_spec(&self, engine: &dyn Engine, service: &Service) -> ContainerSpec {
-        container_spec(engine, service, &service.all_parameters(), &self.config.network, &self.instance_id)
+        container_spec(
+            engine,
+            service,
+            &service.all_parameters(),
+            &self.config.network,
+            &self.instance_id,
+        )
     }
 
     /// Runs `work` in the background as operation `op`, recording the outcome. `work` returns
     /// the final status to record (Failed carries the error).
-    pub fn spawn_operation<F>(self: &Arc<Self>, operation: Operation, guard: BusyGuard, work: F) -> Started
+    pub fn spawn_operation<F>(
+        self: &Arc<Self>,
+        operation: Operation,
+        guard: BusyGuard,
+        work: F,
+    ) -> Started
     where
         F: std::future::Future<Output = ManagerResult<()>> + Send + 'static,
     {

@@ -51,9 +51,9 @@ impl ServiceManager {
                 continue;
             };
             if let Some(given) = explicit.get(spec.name) {
-                let port: u16 = given.parse().map_err(|_| {
-                    ManagerError::BadRequest(format!("invalid port {given:?}"))
-                })?;
+                let port: u16 = given
+                    .parse()
+                    .map_err(|_| ManagerError::BadRequest(format!("invalid port {given:?}")))?;
                 if taken.contains(&port) || !host_port_free(port) {
                     return Err(ManagerError::Conflict(format!(
                         "port {port} (parameter {:?}) is already taken on this host; choose another or omit it to auto-assign",

@@ -34,7 +34,11 @@ impl ServiceManager {
                 Ok(()) => return Ok(()),
                 Err(e) => last_error = e,
             }
-            match self.docker.inspect_container(&service.container_name).await? {
+            match self
+                .docker
+                .inspect_container(&service.container_name)
+                .await?
+            {
                 None => {
                     return Err(ManagerError::Internal(format!(
                         "container {} disappeared while starting",

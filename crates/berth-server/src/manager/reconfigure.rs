@@ -19,16 +19,22 @@ impl ServiceManager {
         if changes.is_empty() {
             return Err(ManagerError::BadRequest("no parameters to change".into()));
         }
-        self.reconfigure(service, engine, changes, OpKind::Update).await
+        self.reconfigure(service, engine, changes, OpKind::Update)
+            .await
     }
 
     /// `POST /external-services/{id}/upgrade`: same-major image swap keeping the volume.
-    pub async fn upgrade(self: &Arc<Self>, id: i64, docker_image: String) -> ManagerResult<Started> {
+    pub async fn upgrade(
+        self: &Arc<Self>,
+        id: i64,
+        docker_image: String,
+    ) -> ManagerResult<Started> {
         let service = self.service(id).await?;
         let engine = Self::engine_for(&service)?;
         let changes = Parameters::from([("docker_image".to_string(), docker_image)]);
         params::validate_update(engine.params(), &changes)?;
-        self.reconfigure(service, engine, changes, OpKind::Upgrade).await
+        self.reconfigure(service, engine, changes, OpKind::Upgrade)
+            .await
     }
 
     async fn reconfigure(
@@ -58,7 +64,8 @@ impl ServiceManager {
                 .collect();
             if !port_changes.is_empty() {
                 let mut scratch = Parameters::new();
-                self.assign_ports(engine, &mut scratch, &port_changes, Some(service.id)).await?;
+                self.assign_ports(engine, &mut scratch, &port_changes, Some(service.id))
+                    .await?;
             }
             self.store
                 .begin_operation(
@@ -71,21 +78,31 @@ impl ServiceManager {
                 )
                 .await?
         };
-        tracing::info!(service_id = service.id, kind = kind.as_str(), "reconfiguring service");
+        tracing::info!(
+            service_id = service.id,
+            kind = kind.as_str(),
+            "reconfiguring service"
+        );
         let manager = self.clone();
         let op_id = operation.id;
         Ok(self.spawn_operation(operation, guard, async move {
             let mut updated = service.clone();
             updated.parameters = target;
-            let result = manager.apply_parameters(engine, &updated, op_id, Some(&previous)).await;
+            let result = manager
+                .apply_parameters(engine, &updated, op_id, Some(&previous))
+                .await;
             let outcome = match result {
                 Ok(()) => Ok(()),
                 Err(e) => {
-                    manager.step(op_id, "restoring previous configuration").await;
+                    manager
+                        .step(op_id, "restoring previous configuration")
+                        .await;
                     let restored = manager.restore_parameters(&service, &previous).await;
                     let suffix = match restored {
                         Ok(()) => "; the previous configuration was restored".to_string(),
-                        Err(r) => format!("; restoring the previous configuration also failed: {r}"),
+                        Err(r) => {
+                            format!("; restoring the previous configuration also failed: {r}")
+                        }
                     };
                     Err(e.map_message(|m| redact(&format!("{m}{suffix}"), &service)))
                 }
@@ -96,7 +113,12 @@ impl ServiceManager {
     }
 
     /// Refuses a change of major version when both majors are known.
-    async fn check_major(&self, engine: &dyn Engine, current: &str, target: &str) -> ManagerResult<()> {
+    async fn check_major(
+        &self,
+        engine: &dyn Engine,
+        current: &str,
+        target: &str,
+    ) -> ManagerResult<()> {
         let current_env = self.docker.image_env(current).await?;
         let target_env = self.docker.image_env(target).await?;
         let from = engines::image_major(engine, current, current_env.as_deref());
@@ -121,7 +143,8 @@ impl ServiceManager {
         previous: Option<&Parameters>,
     ) -> ManagerResult<()> {
         let spec = self.container_spec(engine, service);
-        self.step(op_id, &format!("preparing image {}", spec.image)).await;
+        self.step(op_id, &format!("preparing image {}", spec.image))
+            .await;
         self.images.ensure(&spec.image, &|_| {}).await?;
         if let Some(previous) = previous {
             let current = previous.get("docker_image").cloned().unwrap_or_default();
@@ -142,9 +165,15 @@ impl ServiceManager {
     }
 
     /// Puts the previous parameters back in the row and recreates the container from them.
-    pub async fn restore_parameters(&self, service: &Service, previous: &Parameters) -> ManagerResult<()> {
+    pub async fn restore_parameters(
+        &self,
+        service: &Service,
+        previous: &Parameters,
+    ) -> ManagerResult<()> {
         let engine = Self::engine_for(service)?;
-        self.store.set_service_parameters(service.id, previous).await?;
+        self.store
+            .set_service_parameters(service.id, previous)
+            .await?;
         let mut restored = service.clone();
         restored.parameters = previous.clone();
         let spec = self.container_spec(engine, &restored);

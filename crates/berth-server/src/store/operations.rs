@@ -137,10 +137,12 @@ pub(super) async fn insert_operation_in(
 impl Store {
     pub async fn operation(&self, id: i64) -> StoreResult<Option<Operation>> {
         let row = optional(
-            sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM operations WHERE id = $1")))
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await,
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM operations WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await,
         )?;
         row.as_ref().map(from_row).transpose()
     }
@@ -156,14 +158,12 @@ impl Store {
 
     pub async fn list_operations(&self, service_id: Option<i64>) -> StoreResult<Vec<Operation>> {
         let rows = match service_id {
-            Some(id) => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM operations WHERE service_id = $1 ORDER BY id DESC LIMIT 100"
-                )))
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-            }
+            Some(id) => sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM operations WHERE service_id = $1 ORDER BY id DESC LIMIT 100"
+            )))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?,
             None => {
                 sqlx::query(AssertSqlSafe(format!(
                     "SELECT {COLUMNS} FROM operations ORDER BY id DESC LIMIT 100"

@@ -56,7 +56,12 @@ impl Store {
         Ok(self.project(id).await?.expect("just inserted"))
     }
 
-    pub async fn add_environment(&self, project_id: i64, name: &str, slug: &str) -> StoreResult<()> {
+    pub async fn add_environment(
+        &self,
+        project_id: i64,
+        name: &str,
+        slug: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO environments (project_id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
         )

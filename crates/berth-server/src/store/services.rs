@@ -149,18 +149,22 @@ impl Store {
 
     pub async fn service(&self, id: i64) -> StoreResult<Option<Service>> {
         let row = optional(
-            sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM services WHERE id = $1")))
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await,
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM services WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await,
         )?;
         row.map(|r| self.service_from_row(&r)).transpose()
     }
 
     pub async fn list_services(&self) -> StoreResult<Vec<Service>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM services ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM services ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| self.service_from_row(r)).collect()
     }
 
@@ -184,7 +188,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_service_parameters(&self, id: i64, parameters: &Parameters) -> StoreResult<()> {
+    pub async fn set_service_parameters(
+        &self,
+        id: i64,
+        parameters: &Parameters,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE services SET parameters = $1, updated_at = $2 WHERE id = $3")
             .bind(serde_json::to_string(parameters).expect("map serialises"))
             .bind(now())

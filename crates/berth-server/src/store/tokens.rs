@@ -67,9 +67,11 @@ impl Store {
     }
 
     pub async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_tokens ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 

@@ -28,16 +28,23 @@ impl ApiClient {
     }
 
     /// Sends a request; returns the status and parsed JSON body (Null when empty).
-    pub async fn send(&self, method: Method, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> anyhow::Result<(StatusCode, Value)> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let url = format!("{}/api{}", self.base, path);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach the Berth API at {} ({e}); is `berth serve` running?", self.base))?;
+        let response = request.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the Berth API at {} ({e}); is `berth serve` running?",
+                self.base
+            )
+        })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let value: Value = if text.is_empty() {
@@ -72,7 +79,9 @@ impl ApiClient {
             .and_then(Value::as_i64)
             .ok_or_else(|| anyhow!("the server did not return an operation"))?;
         let spinner = ProgressBar::new_spinner();
-        spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+        );
         spinner.enable_steady_tick(Duration::from_millis(100));
         loop {
             let op = self.get(&format!("/operations/{op_id}")).await?;
@@ -86,7 +95,10 @@ impl ApiClient {
                 }
                 _ => {
                     spinner.finish_and_clear();
-                    let error = op.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+                    let error = op
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown error");
                     return Err(anyhow!("{action} failed: {error}"));
                 }
             }

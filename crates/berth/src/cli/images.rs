@@ -32,7 +32,10 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
         .join("images");
     let builder = ImageBuilder::new(docker.clone(), work);
     match command {
-        ImagesCommand::Build { engines: names, force } => {
+        ImagesCommand::Build {
+            engines: names,
+            force,
+        } => {
             let selected: Vec<_> = engines::registry()
                 .iter()
                 .filter(|e| names.is_empty() || names.iter().any(|n| n == e.service_type()))
@@ -47,9 +50,16 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
             for (i, engine) in selected.iter().enumerate() {
                 let recipe = engine.image_recipe();
                 let spinner = ProgressBar::new_spinner();
-                spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"));
+                spinner.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
+                );
                 spinner.enable_steady_tick(Duration::from_millis(100));
-                spinner.set_message(format!("{} ({}/{})", recipe.reference(), i + 1, selected.len()));
+                spinner.set_message(format!(
+                    "{} ({}/{})",
+                    recipe.reference(),
+                    i + 1,
+                    selected.len()
+                ));
                 let started = Instant::now();
                 let progress = {
                     let spinner = spinner.clone();
@@ -57,7 +67,11 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
                 };
                 builder.build(&recipe, force && i == 0, &progress).await?;
                 spinner.finish_and_clear();
-                eprintln!("{} ready ({:.1}s)", recipe.reference(), started.elapsed().as_secs_f64());
+                eprintln!(
+                    "{} ready ({:.1}s)",
+                    recipe.reference(),
+                    started.elapsed().as_secs_f64()
+                );
             }
             Ok(())
         }
@@ -67,7 +81,12 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
                 let labels = docker.image_labels(&recipe.reference()).await?;
                 let state = match labels {
                     None => "missing",
-                    Some(l) if l.get("berth.input-hash") == Some(&berth_server::image_builder::input_hash(&recipe)) => "current",
+                    Some(l)
+                        if l.get("berth.input-hash")
+                            == Some(&berth_server::image_builder::input_hash(&recipe)) =>
+                    {
+                        "current"
+                    }
                     Some(_) => "outdated",
                 };
                 println!("{}\t{}\t{state}", engine.service_type(), recipe.reference());

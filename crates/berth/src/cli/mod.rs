@@ -15,10 +15,19 @@ use clap::{Parser, Subcommand};
 pub use client::ApiClient;
 
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "Self-hosted managed PostgreSQL, Redis, MongoDB and S3 on Docker")]
+#[command(
+    name = "berth",
+    version,
+    about = "Self-hosted managed PostgreSQL, Redis, MongoDB and S3 on Docker"
+)]
 pub struct Cli {
     /// Base URL of the Berth API.
-    #[arg(long, global = true, env = "BERTH_API_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub api_url: String,
     /// API token; defaults to the admin token file in the data directory.
     #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]

@@ -4,7 +4,10 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
 pub fn json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// A table of `columns` (JSON pointer, header) over rows.
@@ -42,7 +45,11 @@ pub fn cell(value: Option<&Value>) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.get("slug").map(|s| cell(Some(s))).unwrap_or_else(|| cell(Some(v))))
+            .map(|v| {
+                v.get("slug")
+                    .map(|s| cell(Some(s)))
+                    .unwrap_or_else(|| cell(Some(v)))
+            })
             .collect::<Vec<_>>()
             .join(", "),
         Some(other) => other.to_string(),

@@ -29,7 +29,11 @@ pub enum ProjectCommand {
 
 pub async fn run(command: &ProjectCommand, api: &ApiClient, as_json: bool) -> anyhow::Result<()> {
     match command {
-        ProjectCommand::Create { name, slug, environments } => {
+        ProjectCommand::Create {
+            name,
+            slug,
+            environments,
+        } => {
             let mut body = json!({ "name": name });
             if let Some(slug) = slug {
                 body["slug"] = json!(slug);
@@ -47,19 +51,33 @@ pub async fn run(command: &ProjectCommand, api: &ApiClient, as_json: bool) -> an
             } else {
                 output::table(
                     projects.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    &[("/id", "ID"), ("/name", "NAME"), ("/slug", "SLUG"), ("/environments", "ENVIRONMENTS"), ("/created_at", "CREATED")],
+                    &[
+                        ("/id", "ID"),
+                        ("/name", "NAME"),
+                        ("/slug", "SLUG"),
+                        ("/environments", "ENVIRONMENTS"),
+                        ("/created_at", "CREATED"),
+                    ],
                 );
             }
         }
-        ProjectCommand::Show { id } => output::print(&api.get(&format!("/projects/{id}")).await?, as_json),
+        ProjectCommand::Show { id } => {
+            output::print(&api.get(&format!("/projects/{id}")).await?, as_json)
+        }
         ProjectCommand::Delete { id } => {
-            api.send(Method::DELETE, &format!("/projects/{id}"), None::<&Value>).await?;
+            api.send(Method::DELETE, &format!("/projects/{id}"), None::<&Value>)
+                .await?;
             if !as_json {
                 eprintln!("Project {id} deleted.");
             }
         }
         ProjectCommand::EnvAdd { id, name } => {
-            let (_, project) = api.post(&format!("/projects/{id}/environments"), &json!({ "name": name })).await?;
+            let (_, project) = api
+                .post(
+                    &format!("/projects/{id}/environments"),
+                    &json!({ "name": name }),
+                )
+                .await?;
             output::print(&project, as_json);
         }
     }

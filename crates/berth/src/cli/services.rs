@@ -38,7 +38,10 @@ pub enum ServiceCommand {
         params: Vec<String>,
     },
     /// Swap the image (same major version), keeping the data.
-    Upgrade { service: String, docker_image: String },
+    Upgrade {
+        service: String,
+        docker_image: String,
+    },
     /// Delete a service, its container and (unless --keep-data) its volume.
     Delete {
         service: String,
@@ -85,7 +88,15 @@ async fn resolve(api: &ApiClient, service: &str) -> anyhow::Result<i64> {
 }
 
 /// Runs a long operation with a spinner, then prints the service.
-async fn operation(api: &ApiClient, method: Method, path: &str, body: Option<&Value>, action: &str, id: Option<i64>, as_json: bool) -> anyhow::Result<()> {
+async fn operation(
+    api: &ApiClient,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    action: &str,
+    id: Option<i64>,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let (_, accepted) = api.send(method, path, body).await?;
     api.follow_operation(&accepted, action).await?;
     let id = id.or_else(|| accepted.pointer("/service/id").and_then(Value::as_i64));
@@ -101,36 +112,76 @@ async fn operation(api: &ApiClient, method: Method, path: &str, body: Option<&Va
 
 pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> anyhow::Result<()> {
     match command {
-        ServiceCommand::Create { service_type, name, params } => {
+        ServiceCommand::Create {
+            service_type,
+            name,
+            params,
+        } => {
             let body = json!({ "name": name, "service_type": service_type, "parameters": parse_params(params)? });
-            operation(api, Method::POST, "/external-services", Some(&body), &format!("creating {name}"), None, as_json).await
+            operation(
+                api,
+                Method::POST,
+                "/external-services",
+                Some(&body),
+                &format!("creating {name}"),
+                None,
+                as_json,
+            )
+            .await
         }
         ServiceCommand::List => {
             let list = api.get("/external-services").await?;
             if as_json {
                 output::json(&list);
             } else {
-                output::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), LIST_COLUMNS);
+                output::table(
+                    list.as_array().map(Vec::as_slice).unwrap_or_default(),
+                    LIST_COLUMNS,
+                );
             }
             Ok(())
         }
         ServiceCommand::Show { service } => {
             let id = resolve(api, service).await?;
-            output::print(&api.get(&format!("/external-services/{id}")).await?, as_json);
+            output::print(
+                &api.get(&format!("/external-services/{id}")).await?,
+                as_json,
+            );
             Ok(())
         }
         ServiceCommand::Reveal { service } => {
             let id = resolve(api, service).await?;
-            output::print(&api.get(&format!("/external-services/{id}/reveal")).await?, as_json);
+            output::print(
+                &api.get(&format!("/external-services/{id}/reveal")).await?,
+                as_json,
+            );
             Ok(())
         }
         ServiceCommand::Start { service } => {
             let id = resolve(api, service).await?;
-            operation(api, Method::POST, &format!("/external-services/{id}/start"), None, &format!("starting {service}"), Some(id), as_json).await
+            operation(
+                api,
+                Method::POST,
+                &format!("/external-services/{id}/start"),
+                None,
+                &format!("starting {service}"),
+                Some(id),
+                as_json,
+            )
+            .await
         }
         ServiceCommand::Stop { service } => {
             let id = resolve(api, service).await?;
-            operation(api, Method::POST, &format!("/external-services/{id}/stop"), None, &format!("stopping {service}"), Some(id), as_json).await
+            operation(
+                api,
+                Method::POST,
+                &format!("/external-services/{id}/stop"),
+                None,
+                &format!("stopping {service}"),
+                Some(id),
+                as_json,
+            )
+            .await
         }
         ServiceCommand::Health { service } => {
             let id = resolve(api, service).await?;
@@ -148,20 +199,45 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
         ServiceCommand::Update { service, params } => {
             let id = resolve(api, service).await?;
             let body = json!({ "parameters": parse_params(params)? });
-            operation(api, Method::PUT, &format!("/external-services/{id}"), Some(&body), &format!("updating {service}"), Some(id), as_json).await
+            operation(
+                api,
+                Method::PUT,
+                &format!("/external-services/{id}"),
+                Some(&body),
+                &format!("updating {service}"),
+                Some(id),
+                as_json,
+            )
+            .await
         }
-        ServiceCommand::Upgrade { service, docker_image } => {
+        ServiceCommand::Upgrade {
+            service,
+            docker_image,
+        } => {
             let id = resolve(api, service).await?;
             let body = json!({ "docker_image": docker_image });
-            operation(api, Method::POST, &format!("/external-services/{id}/upgrade"), Some(&body), &format!("upgrading {service}"), Some(id), as_json).await
+            operation(
+                api,
+                Method::POST,
+                &format!("/external-services/{id}/upgrade"),
+                Some(&body),
+                &format!("upgrading {service}"),
+                Some(id),
+                as_json,
+            )
+            .await
         }
         ServiceCommand::Delete { service, keep_data } => {
             let id = resolve(api, service).await?;
             let path = format!("/external-services/{id}?keep_data={keep_data}");
             let (_, accepted) = api.send(Method::DELETE, &path, None::<&Value>).await?;
-            api.follow_operation(&accepted, &format!("deleting {service}")).await?;
+            api.follow_operation(&accepted, &format!("deleting {service}"))
+                .await?;
             if !as_json {
-                eprintln!("Service {service} deleted{}.", if *keep_data { " (volume kept)" } else { "" });
+                eprintln!(
+                    "Service {service} deleted{}.",
+                    if *keep_data { " (volume kept)" } else { "" }
+                );
             }
             Ok(())
         }
@@ -171,10 +247,23 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
                 output::json(&types);
             } else {
                 for t in types.as_array().into_iter().flatten() {
-                    println!("{} (default image {})", output::cell(t.get("service_type")), output::cell(t.get("default_image")));
+                    println!(
+                        "{} (default image {})",
+                        output::cell(t.get("service_type")),
+                        output::cell(t.get("default_image"))
+                    );
                     output::table(
-                        t.get("parameters").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default(),
-                        &[("/name", "PARAMETER"), ("/default", "DEFAULT"), ("/editable", "EDITABLE"), ("/secret", "SECRET"), ("/description", "DESCRIPTION")],
+                        t.get("parameters")
+                            .and_then(Value::as_array)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default(),
+                        &[
+                            ("/name", "PARAMETER"),
+                            ("/default", "DEFAULT"),
+                            ("/editable", "EDITABLE"),
+                            ("/secret", "SECRET"),
+                            ("/description", "DESCRIPTION"),
+                        ],
                     );
                 }
             }

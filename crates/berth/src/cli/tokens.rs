@@ -23,7 +23,11 @@ pub async fn run(command: &TokenCommand, api: &ApiClient, as_json: bool) -> anyh
             if as_json {
                 output::json(&token);
             } else {
-                eprintln!("Token {:?} created (id {}). It is shown only once:", name, output::cell(token.get("id")));
+                eprintln!(
+                    "Token {:?} created (id {}). It is shown only once:",
+                    name,
+                    output::cell(token.get("id"))
+                );
                 println!("{}", output::cell(token.get("token")));
             }
         }
@@ -34,12 +38,19 @@ pub async fn run(command: &TokenCommand, api: &ApiClient, as_json: bool) -> anyh
             } else {
                 output::table(
                     tokens.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    &[("/id", "ID"), ("/name", "NAME"), ("/created_at", "CREATED"), ("/last_used_at", "LAST USED"), ("/revoked_at", "REVOKED")],
+                    &[
+                        ("/id", "ID"),
+                        ("/name", "NAME"),
+                        ("/created_at", "CREATED"),
+                        ("/last_used_at", "LAST USED"),
+                        ("/revoked_at", "REVOKED"),
+                    ],
                 );
             }
         }
         TokenCommand::Revoke { id } => {
-            api.send(Method::DELETE, &format!("/tokens/{id}"), None::<&Value>).await?;
+            api.send(Method::DELETE, &format!("/tokens/{id}"), None::<&Value>)
+                .await?;
             if !as_json {
                 eprintln!("Token {id} revoked.");
             }

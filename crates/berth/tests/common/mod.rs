@@ -55,7 +55,10 @@ impl Berth {
             port: free_port(),
             token: String::new(),
             child: None,
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             args: args.iter().map(|s| s.to_string()).collect(),
             _tmp: Some(tmp),
             http: reqwest::Client::builder()
@@ -107,7 +110,11 @@ impl Berth {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "berth serve did not start; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "berth serve did not start; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -144,8 +151,16 @@ impl Berth {
     }
 
     /// Sends an authenticated request; returns status and JSON (Null when empty).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -173,23 +188,35 @@ impl Berth {
                 Some(json!({ "name": name, "service_type": service_type, "parameters": params })),
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED, "create {name}: {body}\nlog:\n{}", self.log());
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "create {name}: {body}\nlog:\n{}",
+            self.log()
+        );
         body
     }
 
     pub async fn post_wait(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call(Method::POST, &format!("{path}?wait=true"), body).await
+        self.call(Method::POST, &format!("{path}?wait=true"), body)
+            .await
     }
 
     pub async fn delete_service(&self, id: i64) {
         let (status, body) = self
-            .call(Method::DELETE, &format!("/api/external-services/{id}?wait=true"), None)
+            .call(
+                Method::DELETE,
+                &format!("/api/external-services/{id}?wait=true"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "delete {id}: {body}");
     }
 
     pub async fn password(&self, id: i64) -> String {
-        let (_, body) = self.get(&format!("/api/external-services/{id}/reveal")).await;
+        let (_, body) = self
+            .get(&format!("/api/external-services/{id}/reveal"))
+            .await;
         body["parameters"]["password"].as_str().unwrap().to_string()
     }
 
@@ -201,7 +228,10 @@ impl Berth {
             if op["status"] != "running" {
                 return op;
             }
-            assert!(Instant::now() < deadline, "operation {op_id} still running: {op}");
+            assert!(
+                Instant::now() < deadline,
+                "operation {op_id} still running: {op}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -217,13 +247,23 @@ impl Drop for Berth {
 }
 
 pub fn port_of(service: &Value) -> u16 {
-    service["parameters"]["port"].as_str().unwrap().parse().unwrap()
+    service["parameters"]["port"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// `docker` CLI, for assertions from the outside (what a user would check by hand).
 pub fn docker(args: &[&str]) -> (bool, String) {
-    let out = Command::new("docker").args(args).output().expect("docker CLI");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
 }
 
 pub fn container_exists(name: &str) -> bool {
@@ -234,7 +274,12 @@ pub fn volume_exists(name: &str) -> bool {
     docker(&["volume", "inspect", name]).0
 }
 
-pub async fn pg_connect(port: u16, user: &str, password: &str, db: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+pub async fn pg_connect(
+    port: u16,
+    user: &str,
+    password: &str,
+    db: &str,
+) -> Result<sqlx::PgConnection, sqlx::Error> {
     use sqlx::Connection;
     let url = format!(
         "postgres://{}:{}@127.0.0.1:{port}/{db}",
@@ -256,7 +301,9 @@ pub async fn redis_conn(port: u16, password: &str) -> redis::aio::MultiplexedCon
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

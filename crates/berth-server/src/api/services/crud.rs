@@ -28,13 +28,19 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceVi
     Ok(Json(services.iter().map(ServiceView::masked).collect()))
 }
 
-pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<ServiceView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ServiceView>> {
     let service = state.manager.service(id).await?;
     Ok(Json(ServiceView::masked(&service)))
 }
 
 /// The one place secrets are returned in clear: an explicit, authenticated request.
-pub async fn reveal(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<ServiceView>> {
+pub async fn reveal(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ServiceView>> {
     let service = state.manager.service(id).await?;
     tracing::info!(service_id = id, "credentials revealed");
     Ok(Json(ServiceView::revealed(&service)))
@@ -113,4 +119,3 @@ pub async fn types(State(state): State<AppState>) -> Json<Vec<TypeView>> {
             .collect(),
     )
 }
-

@@ -12,12 +12,20 @@ use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
 use crate::api::problem::ApiResult;
 use crate::manager::HealthReport;
 
-pub async fn start(State(state): State<AppState>, IdPath(id): IdPath, Query(q): Query<WaitQuery>) -> ApiResult<Response> {
+pub async fn start(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
     let started = state.manager.start(id).await?;
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
 
-pub async fn stop(State(state): State<AppState>, IdPath(id): IdPath, Query(q): Query<WaitQuery>) -> ApiResult<Response> {
+pub async fn stop(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
     let started = state.manager.stop(id).await?;
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
@@ -38,6 +46,9 @@ pub async fn upgrade(
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
 
-pub async fn health(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<HealthReport>> {
+pub async fn health(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<HealthReport>> {
     Ok(Json(state.manager.health(id).await?))
 }

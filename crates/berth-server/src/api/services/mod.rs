@@ -46,7 +46,11 @@ impl ServiceView {
     fn build(service: &Service, reveal: bool) -> Self {
         let mut parameters = service.parameters.clone();
         for (name, value) in &service.secrets {
-            let shown = if reveal { value.clone() } else { MASK.to_string() };
+            let shown = if reveal {
+                value.clone()
+            } else {
+                MASK.to_string()
+            };
             parameters.insert(name.clone(), shown);
         }
         Self {
@@ -94,10 +98,12 @@ pub async fn respond(
         );
         return Ok(response);
     }
-    let outcome = started
-        .done
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("operation task failed: {e}")))?;
+    let outcome = started.done.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("operation task failed: {e}"),
+        )
+    })?;
     if let Err(e) = outcome {
         let mut err = ApiError::from(e);
         err.operation_id = Some(op_id);
