@@ -68,9 +68,59 @@ pub fn volume_name(service_type: &str, name: &str) -> String {
     format!("berth-{service_type}-{name}-data")
 }
 
+/// Longest SQL identifier PostgreSQL keeps (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The name of a project environment's share of a service: `{project}_{environment}`,
+/// lowercased, every non-alphanumeric byte turned into `_`. Names longer than 63 bytes are cut
+/// to 54 bytes plus `_` and 8 hex digits of a SHA-256 of the full name, so two long names that
+/// share a prefix stay distinct. The result is always `[a-z0-9_]{1,63}`.
+pub fn tenant_name(project_slug: &str, environment_slug: &str) -> String {
+    let full: String = format!("{project_slug}_{environment_slug}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if full.len() <= MAX_IDENTIFIER_BYTES {
+        full
+    } else {
+        with_hash_suffix(&full, &full)
+    }
+}
+
+/// `base` cut to leave room for `_` + 8 hex digits of SHA-256(`seed`). Used for long names and
+/// to tell apart two tenants whose names collide after normalisation.
+pub fn with_hash_suffix(base: &str, seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(seed.as_bytes()));
+    let keep = MAX_IDENTIFIER_BYTES - 9;
+    let cut: String = base.chars().take(keep).collect();
+    format!("{cut}_{}", &digest[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_names_are_safe_identifiers() {
+        assert_eq!(tenant_name("web-shop", "production"), "web_shop_production");
+        assert_eq!(tenant_name("a", "Staging 2"), "a_staging_2");
+        let long = tenant_name(&"p".repeat(60), "production");
+        assert_eq!(long.len(), MAX_IDENTIFIER_BYTES);
+        let other = tenant_name(&"p".repeat(60), "productioN2");
+        assert_ne!(long, other, "hash suffix keeps long names distinct");
+        for name in [long, other, tenant_name("x\"; DROP", "e")] {
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        }
+        let suffixed = with_hash_suffix("a_b_c", "project 7 env 9");
+        assert!(suffixed.starts_with("a_b_c_") && suffixed.len() == 14);
+    }
 
     #[test]
     fn accepts_plain_slugs() {

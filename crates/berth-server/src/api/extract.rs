@@ -68,6 +68,28 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// Two numeric ids in the path (`/external-services/{id}/projects/{project_id}`).
+pub struct IdPair(pub i64, pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPair {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((a, b)): axum::extract::Path<(String, String)> =
+            axum::extract::Path::from_request_parts(parts, state)
+                .await
+                .map_err(|e: PathRejection| ApiError::bad_request(e.body_text()))?;
+        Ok(IdPair(parse_id(&a)?, parse_id(&b)?))
+    }
+}
+
+pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::not_found(format!("no resource with id {raw:?} (ids are positive integers)"))),
+    }
+}
+
 /// `?wait=true`: block until the operation finishes instead of answering 202 at once.
 #[derive(Debug, Default, Deserialize)]
 pub struct WaitQuery {

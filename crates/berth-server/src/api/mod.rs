@@ -4,6 +4,7 @@
 
 mod auth;
 mod extract;
+mod links;
 mod operations;
 mod problem;
 mod projects;
@@ -65,6 +66,30 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/external-services/{id}/health",
             get(services::lifecycle::health),
+        )
+        .route(
+            "/external-services/{id}/projects",
+            post(links::link).get(links::list),
+        )
+        .route(
+            "/external-services/{id}/projects/{project_id}",
+            axum::routing::delete(links::unlink),
+        )
+        .route(
+            "/external-services/{id}/projects/{project_id}/environment",
+            get(links::environment),
+        )
+        .route(
+            "/external-services/{id}/preview-environment-names",
+            get(links::preview_names),
+        )
+        .route(
+            "/external-services/{id}/preview-environment-masked",
+            get(links::preview_masked),
+        )
+        .route(
+            "/projects/{id}/environments/{environment}/variables",
+            get(links::project_variables),
         )
         .route(
             "/external-services/{id}/operations",

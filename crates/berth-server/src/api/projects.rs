@@ -100,7 +100,16 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult
     Ok(Json(load(&state, id).await?))
 }
 
+/// Refused while services are linked: unlinking is an explicit decision about their data.
 pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+    let links = state.store.links_of_project(id).await?;
+    if !links.is_empty() {
+        let ids: Vec<String> = links.iter().map(|l| l.service_id.to_string()).collect();
+        return Err(ApiError::conflict(format!(
+            "project {id} is linked to service(s) {}; unlink them first",
+            ids.join(", ")
+        )));
+    }
     if state.store.delete_project(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -137,5 +146,6 @@ pub async fn add_environment(
                 e.into()
             }
         })?;
+    state.manager.environment_added(id).await;
     Ok((StatusCode::CREATED, Json(load(&state, id).await?)))
 }

@@ -4,9 +4,12 @@
 
 mod postgres;
 mod redis;
+pub mod tenancy;
 
 use async_trait::async_trait;
 use berth_core::{ParamSpec, Parameters};
+
+pub use tenancy::Tenancy;
 
 /// Berth's own image for an engine: a Dockerfile and the files it copies, embedded in the
 /// binary so `berth images build` works offline.
@@ -54,6 +57,11 @@ pub trait Engine: Send + Sync + 'static {
     /// The image environment variable that carries the server version (`PG_MAJOR`), used to
     /// refuse cross-major image swaps that would not start on the existing data.
     fn version_env(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Per-project isolation for linking; `None` if this engine cannot be linked.
+    fn tenancy(&self) -> Option<&dyn Tenancy> {
         None
     }
 }

@@ -3,14 +3,35 @@
 
 use std::sync::Arc;
 
-use super::{ManagerResult, ServiceManager, Started};
+use super::{ManagerError, ManagerResult, ServiceManager, Started};
 use crate::store::{OpKind, Service};
 
 impl ServiceManager {
-    pub async fn delete(self: &Arc<Self>, id: i64, keep_data: bool) -> ManagerResult<Started> {
+    /// Deletes a service. A linked service is refused unless `force`, which unlinks it first
+    /// and says in the operation what happens to the linked projects' data.
+    pub async fn delete(self: &Arc<Self>, id: i64, keep_data: bool, force: bool) -> ManagerResult<Started> {
         let service = self.service(id).await?;
+        let linked = self.linked_project_slugs(id).await?;
+        if !linked.is_empty() && !force {
+            return Err(ManagerError::Conflict(format!(
+                "service {:?} is linked to project(s) {}; unlink them first, or delete with ?force=true                  (which unlinks them; their databases go with the volume unless ?keep_data=true)",
+                service.name,
+                linked.join(", ")
+            )));
+        }
         let guard = self.try_claim(id)?;
         self.docker.ping().await?;
+        let note = (!linked.is_empty()).then(|| {
+            format!(
+                "unlinked project(s) {}; their data {}",
+                linked.join(", "),
+                if keep_data {
+                    format!("is kept in volume {}", service.volume_name)
+                } else {
+                    "is removed with the volume".to_string()
+                }
+            )
+        });
         let op = self
             .store
             .begin_operation(
@@ -19,15 +40,20 @@ impl ServiceManager {
                 "deleting",
                 None,
                 None,
-                &serde_json::json!({ "keep_data": keep_data }),
+                &serde_json::json!({ "keep_data": keep_data, "unlinked": linked, "note": note }),
             )
             .await?;
         tracing::info!(service_id = id, keep_data, "deleting service");
+        for project in self.store.links_of_service(id).await? {
+            self.store.delete_link(id, project.project_id).await?;
+        }
         let manager = self.clone();
         let op_id = op.id;
-        Ok(self.spawn_operation(op, guard, async move {
+        let mut started = self.spawn_operation(op, guard, async move {
             manager.finish_delete(&service, keep_data, op_id).await
-        }))
+        });
+        started.note = note;
+        Ok(started)
     }
 
     /// Removes the container, the volume unless `keep_data`, then the row. Idempotent.

@@ -31,6 +31,11 @@ impl ServiceManager {
         Ok(self.spawn_operation(op, guard, async move {
             let result = manager.bring_up(engine, &service, op_id).await;
             manager.record_observed_status(&service).await;
+            if result.is_ok() {
+                // Environments added while the service was stopped get their tenants now.
+                manager.step(op_id, "provisioning linked projects").await;
+                manager.provision_links(&service).await;
+            }
             result.map_err(|e| e.map_message(|m| super::redact(&m, &service)))
         }))
     }

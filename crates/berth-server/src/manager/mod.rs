@@ -9,6 +9,7 @@ mod delete;
 mod errors;
 mod health;
 mod lifecycle;
+mod links;
 mod ports;
 mod readiness;
 mod reconfigure;
@@ -29,6 +30,7 @@ use crate::store::{OpStatus, Operation, Service, Store};
 pub use create::CreateRequest;
 pub use errors::{ManagerError, ManagerResult};
 pub use health::HealthReport;
+pub use links::{AddressKind, LinkView, TenantView};
 
 pub use crate::docker::LABEL_INSTANCE;
 
@@ -43,6 +45,8 @@ pub struct ServiceManager {
     busy: StdMutex<HashSet<i64>>,
     /// Held from choosing a port until the service row recording it is written.
     port_lock: tokio::sync::Mutex<()>,
+    /// Per-service locks serialising tenant allocation (links wait instead of failing).
+    link_locks: StdMutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Marks a service busy until dropped.
@@ -66,6 +70,8 @@ pub struct Started {
     pub operation: Operation,
     /// Resolves when the operation has finished and its outcome is recorded.
     pub done: tokio::task::JoinHandle<ManagerResult<()>>,
+    /// Something the caller should tell the user (e.g. what a forced delete unlinked).
+    pub note: Option<String>,
 }
 
 impl ServiceManager {
@@ -84,6 +90,7 @@ impl ServiceManager {
             instance_id,
             busy: StdMutex::new(HashSet::new()),
             port_lock: tokio::sync::Mutex::new(()),
+            link_locks: StdMutex::new(HashMap::new()),
         })
     }
 
@@ -177,7 +184,11 @@ impl ServiceManager {
             }
             result
         });
-        Started { operation, done }
+        Started {
+            operation,
+            done,
+            note: None,
+        }
     }
 
     /// Records a step of an operation, for progress display.

@@ -3,6 +3,7 @@
 //! `RETURNING`); only the migrations differ per backend. Secret parameters are encrypted here,
 //! on the way in, so no other module can store one in plain text by mistake.
 
+mod links;
 mod operations;
 mod projects;
 mod services;
@@ -16,6 +17,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 use thiserror::Error;
 
+pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
 pub use services::{NewService, Service};

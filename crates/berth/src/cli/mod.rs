@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch. Each noun has its own module.
 
 mod client;
+mod env;
 mod images;
 mod output;
 mod projects;
@@ -66,6 +67,10 @@ pub enum Command {
         #[command(subcommand)]
         command: services::ServiceCommand,
     },
+    /// Print the variables linked services inject into a project environment.
+    Env(env::EnvArgs),
+    /// Run a local command with a project environment's variables (host-side addresses).
+    Run(env::RunArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -75,6 +80,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { ref command } => tokens::run(command, &client(&cli)?, cli.json).await,
         Command::Project { ref command } => projects::run(command, &client(&cli)?, cli.json).await,
         Command::Service { ref command } => services::run(command, &client(&cli)?, cli.json).await,
+        Command::Env(ref args) => env::print(args, &client(&cli)?).await,
+        Command::Run(ref args) => env::run(args, &client(&cli)?).await,
     }
 }
 

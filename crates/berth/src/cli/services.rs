@@ -50,6 +50,12 @@ pub enum ServiceCommand {
     },
     /// List the service types and their parameters.
     Types,
+    /// Link a service to a project: each environment gets its own database and credentials.
+    Link { service: String, project: String },
+    /// Stop injecting a service into a project (its data and credentials are kept).
+    Unlink { service: String, project: String },
+    /// List the projects a service is linked to.
+    Links { service: String },
 }
 
 const LIST_COLUMNS: &[(&str, &str)] = &[
@@ -237,6 +243,46 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
                 eprintln!(
                     "Service {service} deleted{}.",
                     if *keep_data { " (volume kept)" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        ServiceCommand::Link { service, project } => {
+            let id = resolve(api, service).await?;
+            let project_id = super::env::project_id(api, project).await?;
+            let (_, link) = api
+                .post(&format!("/external-services/{id}/projects"), &json!({ "project_id": project_id }))
+                .await?;
+            if as_json {
+                output::json(&link);
+            } else {
+                eprintln!("Linked {service} to {project}.");
+                output::table(
+                    link.get("environments").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default(),
+                    &[("/environment", "ENVIRONMENT"), ("/resource_name", "DATABASE/USER"), ("/resource_number", "NUMBER"), ("/provisioned", "PROVISIONED")],
+                );
+            }
+            Ok(())
+        }
+        ServiceCommand::Unlink { service, project } => {
+            let id = resolve(api, service).await?;
+            let project_id = super::env::project_id(api, project).await?;
+            api.send(Method::DELETE, &format!("/external-services/{id}/projects/{project_id}"), None::<&Value>)
+                .await?;
+            if !as_json {
+                eprintln!("Unlinked {service} from {project}; its data and credentials are kept for a re-link.");
+            }
+            Ok(())
+        }
+        ServiceCommand::Links { service } => {
+            let id = resolve(api, service).await?;
+            let links = api.get(&format!("/external-services/{id}/projects")).await?;
+            if as_json {
+                output::json(&links);
+            } else {
+                output::table(
+                    links.as_array().map(Vec::as_slice).unwrap_or_default(),
+                    &[("/project_id", "PROJECT ID"), ("/project_slug", "PROJECT"), ("/linked_at", "LINKED"), ("/environments", "ENVIRONMENTS")],
                 );
             }
             Ok(())

@@ -69,6 +69,9 @@ pub struct DeleteQuery {
     /// Keep the data volume (default: removed with the container).
     #[serde(default)]
     pub keep_data: bool,
+    /// Delete even if linked to projects (unlinks them first).
+    #[serde(default)]
+    pub force: bool,
 }
 
 pub async fn delete(
@@ -76,7 +79,7 @@ pub async fn delete(
     IdPath(id): IdPath,
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Response> {
-    let started = state.manager.delete(id, query.keep_data).await?;
+    let started = state.manager.delete(id, query.keep_data, query.force).await?;
     respond(&state, started, query.wait, id, StatusCode::NO_CONTENT).await
 }
 

@@ -73,6 +73,8 @@ impl ServiceView {
 struct Accepted {
     operation: Operation,
     service: Option<ServiceView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 /// Answers for a started operation: 202 + `Location: /api/operations/{id}` at once, or, with
@@ -85,11 +87,13 @@ pub async fn respond(
     done_status: StatusCode,
 ) -> ApiResult<Response> {
     let op_id = started.operation.id;
+    let note = started.note.clone();
     if !wait {
         let service = state.store.service(service_id).await?;
         let body = Accepted {
             operation: started.operation,
             service: service.as_ref().map(ServiceView::masked),
+            note: started.note,
         };
         let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
         response.headers_mut().insert(
@@ -110,7 +114,10 @@ pub async fn respond(
         return Err(err);
     }
     if done_status == StatusCode::NO_CONTENT {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(match note {
+            Some(note) => (StatusCode::OK, Json(serde_json::json!({ "note": note }))).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        });
     }
     let service = state
         .store

@@ -9,7 +9,9 @@ use sqlx::ConnectOptions;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use super::{Engine, ImageRecipe};
+use super::{Engine, ImageRecipe, Tenancy};
+
+mod tenancy;
 
 pub struct Postgres;
 
@@ -74,7 +76,7 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-fn get<'a>(params: &'a Parameters, name: &str) -> &'a str {
+pub(super) fn get<'a>(params: &'a Parameters, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or_default()
 }
 
@@ -95,11 +97,11 @@ impl Engine for Postgres {
             files: &[
                 (
                     "Dockerfile",
-                    include_str!("../../../../images/postgres/Dockerfile"),
+                    include_str!("../../../../../images/postgres/Dockerfile"),
                 ),
                 (
                     "docker-entrypoint.sh",
-                    include_str!("../../../../images/postgres/docker-entrypoint.sh"),
+                    include_str!("../../../../../images/postgres/docker-entrypoint.sh"),
                 ),
             ],
         }
@@ -166,5 +168,9 @@ impl Engine for Postgres {
 
     fn version_env(&self) -> Option<&'static str> {
         Some("PG_MAJOR")
+    }
+
+    fn tenancy(&self) -> Option<&dyn Tenancy> {
+        Some(self)
     }
 }

@@ -1,5 +1,6 @@
-//! Redis: the seed's parameter table, `--requirepass` like the official image, append-only
-//! persistence in the volume, and a probe that authenticates and PINGs.
+//! Redis: the seed's parameter table, the default user's password set through an ACL file in
+//! the volume (works with Berth's and the official image), append-only persistence, and a probe
+//! that authenticates and PINGs.
 
 use std::time::Duration;
 
@@ -7,9 +8,19 @@ use async_trait::async_trait;
 use berth_core::{ParamKind, ParamSpec, Parameters};
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
-use super::{Engine, ImageRecipe};
+use super::{Engine, ImageRecipe, Tenancy};
+
+mod tenancy;
 
 pub struct Redis;
+
+const START_SCRIPT: &str = r#"set -e
+acl=/data/users.acl
+if [ ! -s "$acl" ]; then
+  hash=$(printf %s "$REDIS_PASSWORD" | sha256sum | cut -d" " -f1)
+  echo "user default on #$hash ~* &* +@all" > "$acl"
+fi
+exec docker-entrypoint.sh redis-server --aclfile "$acl" --appendonly yes --dir /data"#;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -35,7 +46,7 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-fn password(params: &Parameters) -> &str {
+pub(super) fn password(params: &Parameters) -> &str {
     params
         .get("password")
         .map(String::as_str)
@@ -59,11 +70,11 @@ impl Engine for Redis {
             files: &[
                 (
                     "Dockerfile",
-                    include_str!("../../../../images/redis/Dockerfile"),
+                    include_str!("../../../../../images/redis/Dockerfile"),
                 ),
                 (
                     "docker-entrypoint.sh",
-                    include_str!("../../../../images/redis/docker-entrypoint.sh"),
+                    include_str!("../../../../../images/redis/docker-entrypoint.sh"),
                 ),
             ],
         }
@@ -77,20 +88,15 @@ impl Engine for Redis {
         "/data"
     }
 
-    fn container_env(&self, _params: &Parameters) -> Vec<String> {
-        Vec::new()
+    fn container_env(&self, params: &Parameters) -> Vec<String> {
+        vec![format!("REDIS_PASSWORD={}", password(params))]
     }
 
-    fn container_cmd(&self, params: &Parameters) -> Vec<String> {
-        vec![
-            "redis-server".into(),
-            "--requirepass".into(),
-            password(params).into(),
-            "--appendonly".into(),
-            "yes".into(),
-            "--dir".into(),
-            "/data".into(),
-        ]
+    /// A fixed script (the password comes from the environment, never from the script text):
+    /// on first start it writes the ACL file with the default user's password hash, so ACL
+    /// users made for linked projects survive restarts (`ACL SAVE` writes to the same file).
+    fn container_cmd(&self, _params: &Parameters) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), START_SCRIPT.into()]
     }
 
     async fn probe(&self, host_port: u16, params: &Parameters) -> Result<(), String> {
@@ -121,5 +127,9 @@ impl Engine for Redis {
 
     fn version_env(&self) -> Option<&'static str> {
         Some("REDIS_VERSION")
+    }
+
+    fn tenancy(&self) -> Option<&dyn Tenancy> {
+        Some(self)
     }
 }

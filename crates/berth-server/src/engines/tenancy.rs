@@ -1,0 +1,64 @@
+//! Per-project isolation inside one service: what an engine must do to give a project
+//! environment its own share (a database and role, a database number and ACL user, a bucket...)
+//! and which variables a linked deployment gets. The manager decides names and numbers and
+//! records them; engines only provision and render.
+
+use async_trait::async_trait;
+use berth_core::Parameters;
+
+/// How an engine's tenants are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// By name only (a PostgreSQL database).
+    Named,
+    /// By name (the ACL user) and a number from `first..capacity` (a Redis database).
+    Numbered { first: i64 },
+}
+
+/// Where clients reach the service: the container name and internal port on the Docker
+/// network (what deployments use), or 127.0.0.1 and the published port (for `berth run`).
+#[derive(Debug, Clone)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+/// What a client needs to log in to its share.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Database name (PostgreSQL) or ACL user name (Redis).
+    pub resource_name: String,
+    pub resource_number: Option<i64>,
+    pub username: String,
+    pub password: String,
+}
+
+#[async_trait]
+pub trait Tenancy: Send + Sync {
+    fn allocation(&self) -> Allocation;
+
+    /// How many numbered resources the running server offers (Redis `databases`).
+    async fn capacity(&self, _host_port: u16, _params: &Parameters) -> Result<i64, String> {
+        Ok(i64::MAX)
+    }
+
+    /// Creates or repairs the tenant's resources as the service's admin user. Idempotent: run
+    /// on every link, re-link and new environment, it converges to the recorded credentials.
+    async fn provision(&self, host_port: u16, params: &Parameters, tenant: &Credentials) -> Result<(), String>;
+
+    /// The variables a linked deployment gets, in a stable order.
+    fn env(&self, params: &Parameters, address: &Address, tenant: &Credentials) -> Vec<(String, String)>;
+
+    /// The service's own admin credentials, for the masked preview.
+    fn admin_credentials(&self, params: &Parameters) -> Credentials;
+}
+
+/// Percent-encodes a URL userinfo component.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

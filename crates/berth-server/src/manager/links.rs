@@ -1,0 +1,439 @@
+//! Linking services to projects: every environment of a linked project gets its own tenant
+//! (database + role, database number + ACL user, ...), recorded before it is provisioned, and
+//! the project's deployments get that tenant's variables. Unlinking only stops the injection:
+//! tenants stay, so re-linking finds the same databases and credentials.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use berth_core::{mask, names, secrets};
+use serde::Serialize;
+
+use super::{ManagerError, ManagerResult, ServiceManager};
+use crate::engines::Engine;
+use crate::engines::tenancy::{Address, Allocation, Credentials, Tenancy};
+use crate::store::{self, Environment, Link, NewTenant, Project, Service, Tenant};
+
+/// Length of generated tenant passwords.
+const TENANT_PASSWORD_LEN: usize = 24;
+
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub environment: String,
+    pub resource_name: String,
+    pub resource_number: Option<i64>,
+    pub username: String,
+    pub provisioned: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    pub service_id: i64,
+    pub service_name: String,
+    pub project_id: i64,
+    pub project_slug: String,
+    pub service_type: String,
+    pub linked_at: String,
+    pub environments: Vec<TenantView>,
+}
+
+/// Which address variables point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// Container name and internal port on the Docker network (deployments).
+    Network,
+    /// 127.0.0.1 and the published port (`berth run` on the server itself).
+    Host,
+}
+
+fn credentials(t: &Tenant) -> Credentials {
+    Credentials {
+        resource_name: t.resource_name.clone(),
+        resource_number: t.resource_number,
+        username: t.username.clone(),
+        password: t.password.clone(),
+    }
+}
+
+impl ServiceManager {
+    fn tenancy_of(service: &Service) -> ManagerResult<(&'static dyn Engine, &'static dyn Tenancy)> {
+        let engine = Self::engine_for(service)?;
+        let tenancy = engine.tenancy().ok_or_else(|| {
+            ManagerError::BadRequest(format!("{} services cannot be linked to projects", service.service_type))
+        })?;
+        Ok((engine, tenancy))
+    }
+
+    /// Serialises allocation per service so concurrent links never pick the same number.
+    fn link_lock(&self, service_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.link_locks
+            .lock()
+            .expect("link locks")
+            .entry(service_id)
+            .or_default()
+            .clone()
+    }
+
+    async fn project(&self, id: i64) -> ManagerResult<Project> {
+        self.store
+            .project(id)
+            .await?
+            .ok_or_else(|| ManagerError::NotFound(format!("project {id} does not exist")))
+    }
+
+    /// Links a service to a project (idempotent). Returns the link and whether it is new.
+    pub async fn link(&self, service_id: i64, project_id: i64) -> ManagerResult<(LinkView, bool)> {
+        let service = self.service(service_id).await?;
+        let project = self.project(project_id).await?;
+        Self::tenancy_of(&service)?;
+        if self.store.links_of_service(service_id).await?.iter().any(|l| l.project_id == project_id) {
+            return Ok((self.link_view(&service, &project).await?, false));
+        }
+        if let Some(other) = self.store.link_by_type(project_id, &service.service_type).await? {
+            let other_name = self.store.service(other.service_id).await?.map(|s| s.name).unwrap_or_default();
+            return Err(ManagerError::Conflict(format!(
+                "project {} already has a {} service linked: {other_name:?} (id {}); unlink it first",
+                project.slug, service.service_type, other.service_id
+            )));
+        }
+        if service.status != "running" {
+            return Err(ManagerError::Conflict(format!(
+                "service {:?} is {}; start it before linking (linking creates the project's database inside the running server)",
+                service.name, service.status
+            )));
+        }
+        self.ensure_tenants(&service, &project).await?;
+        self.store
+            .insert_link(service_id, project_id, &service.service_type)
+            .await
+            .map_err(|e| {
+                if store::is_unique_violation(&e) {
+                    ManagerError::Conflict(format!(
+                        "project {} got a {} service linked concurrently; unlink it first",
+                        project.slug, service.service_type
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        tracing::info!(service_id, project_id, "service linked");
+        Ok((self.link_view(&service, &project).await?, true))
+    }
+
+    pub async fn unlink(&self, service_id: i64, project_id: i64) -> ManagerResult<()> {
+        self.service(service_id).await?;
+        if !self.store.delete_link(service_id, project_id).await? {
+            return Err(ManagerError::NotFound(format!(
+                "service {service_id} is not linked to project {project_id}"
+            )));
+        }
+        tracing::info!(service_id, project_id, "service unlinked (tenants kept)");
+        Ok(())
+    }
+
+    pub async fn links(&self, service_id: i64) -> ManagerResult<Vec<LinkView>> {
+        let service = self.service(service_id).await?;
+        let mut out = Vec::new();
+        for link in self.store.links_of_service(service_id).await? {
+            if let Some(project) = self.store.project(link.project_id).await? {
+                out.push(self.link_view(&service, &project).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn link_view(&self, service: &Service, project: &Project) -> ManagerResult<LinkView> {
+        let link: Option<Link> = self
+            .store
+            .links_of_service(service.id)
+            .await?
+            .into_iter()
+            .find(|l| l.project_id == project.id);
+        let tenants = self.store.service_tenants(service.id).await?;
+        let environments = project
+            .environments
+            .iter()
+            .filter_map(|env| {
+                let t = tenants.iter().find(|t| t.project_id == project.id && t.environment_id == env.id)?;
+                Some(TenantView {
+                    environment: env.slug.clone(),
+                    resource_name: t.resource_name.clone(),
+                    resource_number: t.resource_number,
+                    username: t.username.clone(),
+                    provisioned: t.provisioned,
+                })
+            })
+            .collect();
+        Ok(LinkView {
+            service_id: service.id,
+            service_name: service.name.clone(),
+            project_id: project.id,
+            project_slug: project.slug.clone(),
+            service_type: service.service_type.clone(),
+            linked_at: link.map(|l| l.created_at).unwrap_or_default(),
+            environments,
+        })
+    }
+
+    /// Allocates (and records) tenants for the project's environments that have none, then
+    /// provisions every tenant of the project in the running service. Idempotent.
+    pub async fn ensure_tenants(&self, service: &Service, project: &Project) -> ManagerResult<()> {
+        let (engine, tenancy) = Self::tenancy_of(service)?;
+        let port = Self::host_port(engine, service)?;
+        let params = service.all_parameters();
+        let lock = self.link_lock(service.id);
+        let _guard = lock.lock().await;
+        let existing = self.store.service_tenants(service.id).await?;
+        let missing: Vec<&Environment> = project
+            .environments
+            .iter()
+            .filter(|env| !existing.iter().any(|t| t.project_id == project.id && t.environment_id == env.id))
+            .collect();
+        if !missing.is_empty() {
+            let capacity = match tenancy.allocation() {
+                Allocation::Numbered { .. } => tenancy
+                    .capacity(port, &params)
+                    .await
+                    .map_err(|e| ManagerError::Conflict(format!("cannot read {}'s capacity: {e}", service.name)))?,
+                Allocation::Named => i64::MAX,
+            };
+            let plan = plan_tenants(tenancy.allocation(), capacity, project, &missing, &existing, &service.name)?;
+            let rows: Vec<NewTenant> = plan
+                .iter()
+                .map(|p| NewTenant {
+                    project_id: project.id,
+                    environment_id: p.environment_id,
+                    resource_name: &p.name,
+                    resource_number: p.number,
+                    username: &p.name,
+                    password: &p.password,
+                })
+                .collect();
+            self.store.insert_tenants(service.id, &rows).await?;
+        }
+        for tenant in self.store.service_tenants(service.id).await? {
+            if tenant.project_id != project.id {
+                continue;
+            }
+            tenancy
+                .provision(port, &params, &credentials(&tenant))
+                .await
+                .map_err(|e| ManagerError::Internal(format!("provisioning {} in {}: {e}", tenant.resource_name, service.name)))?;
+            if !tenant.provisioned {
+                self.store.mark_tenant_provisioned(tenant.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Provisions the tenants of every project linked to `service` (after a start, or when a
+    /// project gains an environment). Errors are logged: the next call retries.
+    pub async fn provision_links(&self, service: &Service) {
+        let links = match self.store.links_of_service(service.id).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(service_id = service.id, "listing links failed: {e}");
+                return;
+            }
+        };
+        for link in links {
+            let result = match self.store.project(link.project_id).await {
+                Ok(Some(project)) => self.ensure_tenants(service, &project).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(service_id = service.id, project_id = link.project_id, "provisioning linked project failed: {e}");
+            }
+        }
+    }
+
+    /// Whether some environment of a linked project has no provisioned tenant yet (added while
+    /// the service was stopped, or interrupted by a crash).
+    pub async fn has_unprovisioned_links(&self, service: &Service) -> ManagerResult<bool> {
+        let tenants = self.store.service_tenants(service.id).await?;
+        for link in self.store.links_of_service(service.id).await? {
+            let Some(project) = self.store.project(link.project_id).await? else {
+                continue;
+            };
+            let complete = project.environments.iter().all(|env| {
+                tenants
+                    .iter()
+                    .any(|t| t.project_id == project.id && t.environment_id == env.id && t.provisioned)
+            });
+            if !complete {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Called after an environment is added to a project: provisions it in every linked,
+    /// running service (stopped ones get it when they start).
+    pub async fn environment_added(&self, project_id: i64) {
+        let Ok(links) = self.store.links_of_project(project_id).await else {
+            return;
+        };
+        for link in links {
+            if let Ok(Some(service)) = self.store.service(link.service_id).await
+                && service.status == "running"
+            {
+                self.provision_links(&service).await;
+            }
+        }
+    }
+
+    fn address(engine: &dyn Engine, service: &Service, kind: AddressKind) -> ManagerResult<Address> {
+        Ok(match kind {
+            AddressKind::Network => Address {
+                host: service.container_name.clone(),
+                port: engine.ports().first().map(|(p, _)| *p).unwrap_or_default(),
+            },
+            AddressKind::Host => Address {
+                host: "127.0.0.1".into(),
+                port: Self::host_port(engine, service)?,
+            },
+        })
+    }
+
+    /// The real variables of one linked project environment (default `production`).
+    pub async fn tenant_environment(
+        &self,
+        service_id: i64,
+        project_id: i64,
+        environment: Option<&str>,
+        kind: AddressKind,
+    ) -> ManagerResult<Vec<(String, String)>> {
+        let service = self.service(service_id).await?;
+        let project = self.project(project_id).await?;
+        let (engine, tenancy) = Self::tenancy_of(&service)?;
+        if !self.store.links_of_service(service_id).await?.iter().any(|l| l.project_id == project_id) {
+            return Err(ManagerError::NotFound(format!(
+                "service {service_id} is not linked to project {project_id}"
+            )));
+        }
+        let env = find_environment(&project, environment.unwrap_or("production"))?;
+        let tenant = self.store.tenant(service_id, project_id, env.id).await?.ok_or_else(|| {
+            ManagerError::Conflict(format!(
+                "environment {} of project {} is not provisioned in {} yet (it is when the service runs)",
+                env.slug, project.slug, service.name
+            ))
+        })?;
+        let address = Self::address(engine, &service, kind)?;
+        Ok(tenancy.env(&service.all_parameters(), &address, &credentials(&tenant)))
+    }
+
+    /// Everything every linked service injects into one project environment.
+    pub async fn project_variables(
+        &self,
+        project_id: i64,
+        environment: &str,
+        kind: AddressKind,
+    ) -> ManagerResult<BTreeMap<String, String>> {
+        let project = self.project(project_id).await?;
+        find_environment(&project, environment)?;
+        let mut vars = BTreeMap::new();
+        for link in self.store.links_of_project(project_id).await? {
+            vars.extend(
+                self.tenant_environment(link.service_id, project_id, Some(environment), kind)
+                    .await?,
+            );
+        }
+        Ok(vars)
+    }
+
+    /// Variable names a link injects, and their values for the service's own admin login,
+    /// masked: what a deployment will get, without deploying.
+    pub async fn preview_environment(&self, service_id: i64) -> ManagerResult<Vec<(String, String)>> {
+        let service = self.service(service_id).await?;
+        let (engine, tenancy) = Self::tenancy_of(&service)?;
+        let params = service.all_parameters();
+        let address = Self::address(engine, &service, AddressKind::Network)?;
+        Ok(tenancy
+            .env(&params, &address, &tenancy.admin_credentials(&params))
+            .into_iter()
+            .map(|(k, v)| {
+                let masked = mask::mask_value(&k, &v);
+                (k, masked)
+            })
+            .collect())
+    }
+
+    /// Names of projects linked to a service (for delete's refusal and force note).
+    pub async fn linked_project_slugs(&self, service_id: i64) -> ManagerResult<Vec<String>> {
+        let mut out = Vec::new();
+        for link in self.store.links_of_service(service_id).await? {
+            if let Some(p) = self.store.project(link.project_id).await? {
+                out.push(p.slug);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn find_environment<'a>(project: &'a Project, slug: &str) -> ManagerResult<&'a Environment> {
+    project.environments.iter().find(|e| e.slug == slug).ok_or_else(|| {
+        ManagerError::NotFound(format!(
+            "project {} has no environment {slug:?} (it has: {})",
+            project.slug,
+            project.environments.iter().map(|e| e.slug.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+struct PlannedTenant {
+    environment_id: i64,
+    name: String,
+    number: Option<i64>,
+    password: String,
+}
+
+/// Chooses names (and numbers) for new tenants: `{project}_{environment}`, with a hash suffix
+/// if that name is already another tenant's; numbers are the lowest free ones. All or nothing:
+/// if there are not enough numbers, nothing is allocated.
+fn plan_tenants(
+    allocation: Allocation,
+    capacity: i64,
+    project: &Project,
+    missing: &[&Environment],
+    existing: &[Tenant],
+    service_name: &str,
+) -> ManagerResult<Vec<PlannedTenant>> {
+    let mut names_taken: HashSet<String> = existing.iter().map(|t| t.resource_name.clone()).collect();
+    let numbers_taken: HashSet<i64> = existing.iter().filter_map(|t| t.resource_number).collect();
+    let mut free_numbers = match allocation {
+        Allocation::Numbered { first } => {
+            let free: Vec<i64> = (first..capacity.min(first + 100_000)).filter(|n| !numbers_taken.contains(n)).collect();
+            if free.len() < missing.len() {
+                return Err(ManagerError::Conflict(format!(
+                    "{service_name} has {capacity} databases and {} of the {} usable ones (database 0 is kept empty) are \
+                     already allocated to project environments; linking {} needs {} more. Allocations are kept across \
+                     unlinks so data is never reused by another project; use another service for this project",
+                    numbers_taken.len(),
+                    (capacity - first).max(0),
+                    project.slug,
+                    missing.len()
+                )));
+            }
+            free.into_iter().collect::<std::collections::VecDeque<_>>()
+        }
+        Allocation::Named => Default::default(),
+    };
+    let mut plan = Vec::new();
+    let mut seeds: HashMap<i64, String> = HashMap::new();
+    for env in missing {
+        let mut name = names::tenant_name(&project.slug, &env.slug);
+        if names_taken.contains(&name) {
+            let seed = seeds.entry(env.id).or_insert_with(|| format!("project {} environment {}", project.id, env.id));
+            name = names::with_hash_suffix(&name, seed);
+        }
+        names_taken.insert(name.clone());
+        plan.push(PlannedTenant {
+            environment_id: env.id,
+            name,
+            number: free_numbers.pop_front(),
+            password: secrets::generate_password(TENANT_PASSWORD_LEN),
+        });
+    }
+    Ok(plan)
+}
