@@ -116,7 +116,10 @@ mod tests {
         let other = tenant_name(&"p".repeat(60), "productioN2");
         assert_ne!(long, other, "hash suffix keeps long names distinct");
         for name in [long, other, tenant_name("x\"; DROP", "e")] {
-            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            );
         }
         let suffixed = with_hash_suffix("a_b_c", "project 7 env 9");
         assert!(suffixed.starts_with("a_b_c_") && suffixed.len() == 14);

@@ -280,9 +280,16 @@ impl Reconciler {
             m.docker.create_or_adopt_container(&spec).await?;
         }
         m.record_observed_status(service).await;
-        let running = m.store.service(service.id).await?.is_some_and(|s| s.status == "running");
+        let running = m
+            .store
+            .service(service.id)
+            .await?
+            .is_some_and(|s| s.status == "running");
         if running && m.has_unprovisioned_links(service).await? {
-            tracing::info!(service_id = service.id, "provisioning pending tenants of linked projects");
+            tracing::info!(
+                service_id = service.id,
+                "provisioning pending tenants of linked projects"
+            );
             m.provision_links(service).await;
         }
         Ok(())

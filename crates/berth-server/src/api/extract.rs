@@ -86,7 +86,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPair {
 pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     match raw.parse::<i64>() {
         Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::not_found(format!("no resource with id {raw:?} (ids are positive integers)"))),
+        _ => Err(ApiError::not_found(format!(
+            "no resource with id {raw:?} (ids are positive integers)"
+        ))),
     }
 }
 

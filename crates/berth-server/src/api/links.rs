@@ -27,23 +27,39 @@ pub async fn link(
     JsonBody(body): JsonBody<LinkRequest>,
 ) -> ApiResult<(StatusCode, Json<LinkView>)> {
     if body.project_id <= 0 {
-        return Err(ApiError::not_found(format!("project {} does not exist", body.project_id)));
+        return Err(ApiError::not_found(format!(
+            "project {} does not exist",
+            body.project_id
+        )));
     }
     let (view, created) = state.manager.link(id, body.project_id).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(view)))
 }
 
-pub async fn list(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Vec<LinkView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Vec<LinkView>>> {
     Ok(Json(state.manager.links(id).await?))
 }
 
-pub async fn unlink(State(state): State<AppState>, IdPair(id, project_id): IdPair) -> ApiResult<StatusCode> {
+pub async fn unlink(
+    State(state): State<AppState>,
+    IdPair(id, project_id): IdPair,
+) -> ApiResult<StatusCode> {
     state.manager.unlink(id, project_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn preview_names(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Vec<String>>> {
+pub async fn preview_names(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Vec<String>>> {
     let vars = state.manager.preview_environment(id).await?;
     Ok(Json(vars.into_iter().map(|(k, _)| k).collect()))
 }
@@ -52,7 +68,14 @@ pub async fn preview_masked(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<BTreeMap<String, String>>> {
-    Ok(Json(state.manager.preview_environment(id).await?.into_iter().collect()))
+    Ok(Json(
+        state
+            .manager
+            .preview_environment(id)
+            .await?
+            .into_iter()
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,7 +127,10 @@ pub async fn project_variables(
 ) -> ApiResult<Response> {
     let project_id = parse_id(&project)?;
     let kind = address_kind(q.address.as_deref())?;
-    let vars = state.manager.project_variables(project_id, &environment, kind).await?;
+    let vars = state
+        .manager
+        .project_variables(project_id, &environment, kind)
+        .await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(vars).into_response()),
         Some("dotenv") => {
@@ -114,7 +140,9 @@ pub async fn project_variables(
                 .collect();
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
         }
-        Some(other) => Err(ApiError::bad_request(format!("format must be `json` or `dotenv`, not {other:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format must be `json` or `dotenv`, not {other:?}"
+        ))),
     }
 }
 

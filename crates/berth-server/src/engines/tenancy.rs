@@ -44,10 +44,20 @@ pub trait Tenancy: Send + Sync {
 
     /// Creates or repairs the tenant's resources as the service's admin user. Idempotent: run
     /// on every link, re-link and new environment, it converges to the recorded credentials.
-    async fn provision(&self, host_port: u16, params: &Parameters, tenant: &Credentials) -> Result<(), String>;
+    async fn provision(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<(), String>;
 
     /// The variables a linked deployment gets, in a stable order.
-    fn env(&self, params: &Parameters, address: &Address, tenant: &Credentials) -> Vec<(String, String)>;
+    fn env(
+        &self,
+        params: &Parameters,
+        address: &Address,
+        tenant: &Credentials,
+    ) -> Vec<(String, String)>;
 
     /// The service's own admin credentials, for the masked preview.
     fn admin_credentials(&self, params: &Parameters) -> Credentials;
@@ -57,7 +67,9 @@ pub trait Tenancy: Send + Sync {
 pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

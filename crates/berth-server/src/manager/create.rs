@@ -127,6 +127,10 @@ impl ServiceManager {
                         crate::docker::LABEL_SERVICE_ID.to_string(),
                         service.id.to_string(),
                     ),
+                    (
+                        crate::docker::LABEL_INSTANCE.to_string(),
+                        self.instance_id.clone(),
+                    ),
                 ]),
             )
             .await?;

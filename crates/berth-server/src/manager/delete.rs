@@ -9,7 +9,12 @@ use crate::store::{OpKind, Service};
 impl ServiceManager {
     /// Deletes a service. A linked service is refused unless `force`, which unlinks it first
     /// and says in the operation what happens to the linked projects' data.
-    pub async fn delete(self: &Arc<Self>, id: i64, keep_data: bool, force: bool) -> ManagerResult<Started> {
+    pub async fn delete(
+        self: &Arc<Self>,
+        id: i64,
+        keep_data: bool,
+        force: bool,
+    ) -> ManagerResult<Started> {
         let service = self.service(id).await?;
         let linked = self.linked_project_slugs(id).await?;
         if !linked.is_empty() && !force {

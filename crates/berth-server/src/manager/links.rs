@@ -59,7 +59,10 @@ impl ServiceManager {
     fn tenancy_of(service: &Service) -> ManagerResult<(&'static dyn Engine, &'static dyn Tenancy)> {
         let engine = Self::engine_for(service)?;
         let tenancy = engine.tenancy().ok_or_else(|| {
-            ManagerError::BadRequest(format!("{} services cannot be linked to projects", service.service_type))
+            ManagerError::BadRequest(format!(
+                "{} services cannot be linked to projects",
+                service.service_type
+            ))
         })?;
         Ok((engine, tenancy))
     }
@@ -86,11 +89,26 @@ impl ServiceManager {
         let service = self.service(service_id).await?;
         let project = self.project(project_id).await?;
         Self::tenancy_of(&service)?;
-        if self.store.links_of_service(service_id).await?.iter().any(|l| l.project_id == project_id) {
+        if self
+            .store
+            .links_of_service(service_id)
+            .await?
+            .iter()
+            .any(|l| l.project_id == project_id)
+        {
             return Ok((self.link_view(&service, &project).await?, false));
         }
-        if let Some(other) = self.store.link_by_type(project_id, &service.service_type).await? {
-            let other_name = self.store.service(other.service_id).await?.map(|s| s.name).unwrap_or_default();
+        if let Some(other) = self
+            .store
+            .link_by_type(project_id, &service.service_type)
+            .await?
+        {
+            let other_name = self
+                .store
+                .service(other.service_id)
+                .await?
+                .map(|s| s.name)
+                .unwrap_or_default();
             return Err(ManagerError::Conflict(format!(
                 "project {} already has a {} service linked: {other_name:?} (id {}); unlink it first",
                 project.slug, service.service_type, other.service_id
@@ -154,7 +172,9 @@ impl ServiceManager {
             .environments
             .iter()
             .filter_map(|env| {
-                let t = tenants.iter().find(|t| t.project_id == project.id && t.environment_id == env.id)?;
+                let t = tenants
+                    .iter()
+                    .find(|t| t.project_id == project.id && t.environment_id == env.id)?;
                 Some(TenantView {
                     environment: env.slug.clone(),
                     resource_name: t.resource_name.clone(),
@@ -187,17 +207,32 @@ impl ServiceManager {
         let missing: Vec<&Environment> = project
             .environments
             .iter()
-            .filter(|env| !existing.iter().any(|t| t.project_id == project.id && t.environment_id == env.id))
+            .filter(|env| {
+                !existing
+                    .iter()
+                    .any(|t| t.project_id == project.id && t.environment_id == env.id)
+            })
             .collect();
         if !missing.is_empty() {
             let capacity = match tenancy.allocation() {
-                Allocation::Numbered { .. } => tenancy
-                    .capacity(port, &params)
-                    .await
-                    .map_err(|e| ManagerError::Conflict(format!("cannot read {}'s capacity: {e}", service.name)))?,
+                Allocation::Numbered { .. } => {
+                    tenancy.capacity(port, &params).await.map_err(|e| {
+                        ManagerError::Conflict(format!(
+                            "cannot read {}'s capacity: {e}",
+                            service.name
+                        ))
+                    })?
+                }
                 Allocation::Named => i64::MAX,
             };
-            let plan = plan_tenants(tenancy.allocation(), capacity, project, &missing, &existing, &service.name)?;
+            let plan = plan_tenants(
+                tenancy.allocation(),
+                capacity,
+                project,
+                &missing,
+                &existing,
+                &service.name,
+            )?;
             let rows: Vec<NewTenant> = plan
                 .iter()
                 .map(|p| NewTenant {
@@ -218,7 +253,12 @@ impl ServiceManager {
             tenancy
                 .provision(port, &params, &credentials(&tenant))
                 .await
-                .map_err(|e| ManagerError::Internal(format!("provisioning {} in {}: {e}", tenant.resource_name, service.name)))?;
+                .map_err(|e| {
+                    ManagerError::Internal(format!(
+                        "provisioning {} in {}: {e}",
+                        tenant.resource_name, service.name
+                    ))
+                })?;
             if !tenant.provisioned {
                 self.store.mark_tenant_provisioned(tenant.id).await?;
             }
@@ -243,7 +283,11 @@ impl ServiceManager {
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = result {
-                tracing::warn!(service_id = service.id, project_id = link.project_id, "provisioning linked project failed: {e}");
+                tracing::warn!(
+                    service_id = service.id,
+                    project_id = link.project_id,
+                    "provisioning linked project failed: {e}"
+                );
             }
         }
     }
@@ -257,9 +301,9 @@ impl ServiceManager {
                 continue;
             };
             let complete = project.environments.iter().all(|env| {
-                tenants
-                    .iter()
-                    .any(|t| t.project_id == project.id && t.environment_id == env.id && t.provisioned)
+                tenants.iter().any(|t| {
+                    t.project_id == project.id && t.environment_id == env.id && t.provisioned
+                })
             });
             if !complete {
                 return Ok(true);
@@ -283,7 +327,11 @@ impl ServiceManager {
         }
     }
 
-    fn address(engine: &dyn Engine, service: &Service, kind: AddressKind) -> ManagerResult<Address> {
+    fn address(
+        engine: &dyn Engine,
+        service: &Service,
+        kind: AddressKind,
+    ) -> ManagerResult<Address> {
         Ok(match kind {
             AddressKind::Network => Address {
                 host: service.container_name.clone(),
@@ -307,7 +355,13 @@ impl ServiceManager {
         let service = self.service(service_id).await?;
         let project = self.project(project_id).await?;
         let (engine, tenancy) = Self::tenancy_of(&service)?;
-        if !self.store.links_of_service(service_id).await?.iter().any(|l| l.project_id == project_id) {
+        if !self
+            .store
+            .links_of_service(service_id)
+            .await?
+            .iter()
+            .any(|l| l.project_id == project_id)
+        {
             return Err(ManagerError::NotFound(format!(
                 "service {service_id} is not linked to project {project_id}"
             )));
@@ -344,7 +398,10 @@ impl ServiceManager {
 
     /// Variable names a link injects, and their values for the service's own admin login,
     /// masked: what a deployment will get, without deploying.
-    pub async fn preview_environment(&self, service_id: i64) -> ManagerResult<Vec<(String, String)>> {
+    pub async fn preview_environment(
+        &self,
+        service_id: i64,
+    ) -> ManagerResult<Vec<(String, String)>> {
         let service = self.service(service_id).await?;
         let (engine, tenancy) = Self::tenancy_of(&service)?;
         let params = service.all_parameters();
@@ -372,13 +429,22 @@ impl ServiceManager {
 }
 
 fn find_environment<'a>(project: &'a Project, slug: &str) -> ManagerResult<&'a Environment> {
-    project.environments.iter().find(|e| e.slug == slug).ok_or_else(|| {
-        ManagerError::NotFound(format!(
-            "project {} has no environment {slug:?} (it has: {})",
-            project.slug,
-            project.environments.iter().map(|e| e.slug.as_str()).collect::<Vec<_>>().join(", ")
-        ))
-    })
+    project
+        .environments
+        .iter()
+        .find(|e| e.slug == slug)
+        .ok_or_else(|| {
+            ManagerError::NotFound(format!(
+                "project {} has no environment {slug:?} (it has: {})",
+                project.slug,
+                project
+                    .environments
+                    .iter()
+                    .map(|e| e.slug.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 struct PlannedTenant {
@@ -399,11 +465,14 @@ fn plan_tenants(
     existing: &[Tenant],
     service_name: &str,
 ) -> ManagerResult<Vec<PlannedTenant>> {
-    let mut names_taken: HashSet<String> = existing.iter().map(|t| t.resource_name.clone()).collect();
+    let mut names_taken: HashSet<String> =
+        existing.iter().map(|t| t.resource_name.clone()).collect();
     let numbers_taken: HashSet<i64> = existing.iter().filter_map(|t| t.resource_number).collect();
     let mut free_numbers = match allocation {
         Allocation::Numbered { first } => {
-            let free: Vec<i64> = (first..capacity.min(first + 100_000)).filter(|n| !numbers_taken.contains(n)).collect();
+            let free: Vec<i64> = (first..capacity.min(first + 100_000))
+                .filter(|n| !numbers_taken.contains(n))
+                .collect();
             if free.len() < missing.len() {
                 return Err(ManagerError::Conflict(format!(
                     "{service_name} has {capacity} databases and {} of the {} usable ones (database 0 is kept empty) are \
@@ -424,7 +493,9 @@ fn plan_tenants(
     for env in missing {
         let mut name = names::tenant_name(&project.slug, &env.slug);
         if names_taken.contains(&name) {
-            let seed = seeds.entry(env.id).or_insert_with(|| format!("project {} environment {}", project.id, env.id));
+            let seed = seeds
+                .entry(env.id)
+                .or_insert_with(|| format!("project {} environment {}", project.id, env.id));
             name = names::with_hash_suffix(&name, seed);
         }
         names_taken.insert(name.clone());

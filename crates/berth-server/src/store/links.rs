@@ -86,7 +86,12 @@ impl Store {
         rows.iter().map(|r| self.tenant_from_row(r)).collect()
     }
 
-    pub async fn tenant(&self, service_id: i64, project_id: i64, environment_id: i64) -> StoreResult<Option<Tenant>> {
+    pub async fn tenant(
+        &self,
+        service_id: i64,
+        project_id: i64,
+        environment_id: i64,
+    ) -> StoreResult<Option<Tenant>> {
         let row = optional(
             sqlx::query(AssertSqlSafe(format!(
                 "SELECT {TENANT_COLUMNS} FROM tenants \
@@ -103,7 +108,11 @@ impl Store {
 
     /// Records new tenants in one transaction: all of them or none (a UNIQUE violation means a
     /// concurrent allocation took a name or number; the caller retries).
-    pub async fn insert_tenants(&self, service_id: i64, tenants: &[NewTenant<'_>]) -> StoreResult<()> {
+    pub async fn insert_tenants(
+        &self,
+        service_id: i64,
+        tenants: &[NewTenant<'_>],
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for t in tenants {
             sqlx::query(
@@ -133,7 +142,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn insert_link(&self, service_id: i64, project_id: i64, service_type: &str) -> StoreResult<Link> {
+    pub async fn insert_link(
+        &self,
+        service_id: i64,
+        project_id: i64,
+        service_type: &str,
+    ) -> StoreResult<Link> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO links (service_id, project_id, service_type, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING {LINK_COLUMNS}"
@@ -176,7 +190,11 @@ impl Store {
         Ok(rows.iter().map(link_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn link_by_type(&self, project_id: i64, service_type: &str) -> StoreResult<Option<Link>> {
+    pub async fn link_by_type(
+        &self,
+        project_id: i64,
+        service_type: &str,
+    ) -> StoreResult<Option<Link>> {
         let row = optional(
             sqlx::query(AssertSqlSafe(format!(
                 "SELECT {LINK_COLUMNS} FROM links WHERE project_id = $1 AND service_type = $2"

@@ -56,11 +56,18 @@ pub async fn project_id(api: &ApiClient, project: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow!("no project with slug {project:?}"))
 }
 
-async fn variables(api: &ApiClient, project: &str, environment: &str, host: bool) -> anyhow::Result<Vec<(String, String)>> {
+async fn variables(
+    api: &ApiClient,
+    project: &str,
+    environment: &str,
+    host: bool,
+) -> anyhow::Result<Vec<(String, String)>> {
     let id = project_id(api, project).await?;
     let address = if host { "host" } else { "network" };
     let vars = api
-        .get(&format!("/projects/{id}/environments/{environment}/variables?address={address}"))
+        .get(&format!(
+            "/projects/{id}/environments/{environment}/variables?address={address}"
+        ))
         .await?;
     Ok(vars
         .as_object()
@@ -88,12 +95,18 @@ pub async fn print(args: &EnvArgs, api: &ApiClient) -> anyhow::Result<()> {
     let vars = variables(api, &args.project, &args.environment, args.host).await?;
     match args.format {
         Format::Json => {
-            let map: serde_json::Map<String, Value> =
-                vars.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let map: serde_json::Map<String, Value> = vars
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
             println!("{}", serde_json::to_string_pretty(&map)?);
         }
-        Format::Dotenv => vars.iter().for_each(|(k, v)| println!("{k}={}", double_quote(v))),
-        Format::Shell => vars.iter().for_each(|(k, v)| println!("export {k}={}", single_quote(v))),
+        Format::Dotenv => vars
+            .iter()
+            .for_each(|(k, v)| println!("{k}={}", double_quote(v))),
+        Format::Shell => vars
+            .iter()
+            .for_each(|(k, v)| println!("export {k}={}", single_quote(v))),
     }
     Ok(())
 }
@@ -102,7 +115,10 @@ pub async fn print(args: &EnvArgs, api: &ApiClient) -> anyhow::Result<()> {
 pub async fn run(args: &RunArgs, api: &ApiClient) -> anyhow::Result<()> {
     let vars = variables(api, &args.project, &args.environment, true).await?;
     if vars.is_empty() {
-        eprintln!("berth: note: no services are linked to {}/{}", args.project, args.environment);
+        eprintln!(
+            "berth: note: no services are linked to {}/{}",
+            args.project, args.environment
+        );
     }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let status = tokio::process::Command::new(program)

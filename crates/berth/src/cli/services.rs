@@ -251,15 +251,26 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             let id = resolve(api, service).await?;
             let project_id = super::env::project_id(api, project).await?;
             let (_, link) = api
-                .post(&format!("/external-services/{id}/projects"), &json!({ "project_id": project_id }))
+                .post(
+                    &format!("/external-services/{id}/projects"),
+                    &json!({ "project_id": project_id }),
+                )
                 .await?;
             if as_json {
                 output::json(&link);
             } else {
                 eprintln!("Linked {service} to {project}.");
                 output::table(
-                    link.get("environments").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default(),
-                    &[("/environment", "ENVIRONMENT"), ("/resource_name", "DATABASE/USER"), ("/resource_number", "NUMBER"), ("/provisioned", "PROVISIONED")],
+                    link.get("environments")
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                    &[
+                        ("/environment", "ENVIRONMENT"),
+                        ("/resource_name", "DATABASE/USER"),
+                        ("/resource_number", "NUMBER"),
+                        ("/provisioned", "PROVISIONED"),
+                    ],
                 );
             }
             Ok(())
@@ -267,22 +278,35 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
         ServiceCommand::Unlink { service, project } => {
             let id = resolve(api, service).await?;
             let project_id = super::env::project_id(api, project).await?;
-            api.send(Method::DELETE, &format!("/external-services/{id}/projects/{project_id}"), None::<&Value>)
-                .await?;
+            api.send(
+                Method::DELETE,
+                &format!("/external-services/{id}/projects/{project_id}"),
+                None::<&Value>,
+            )
+            .await?;
             if !as_json {
-                eprintln!("Unlinked {service} from {project}; its data and credentials are kept for a re-link.");
+                eprintln!(
+                    "Unlinked {service} from {project}; its data and credentials are kept for a re-link."
+                );
             }
             Ok(())
         }
         ServiceCommand::Links { service } => {
             let id = resolve(api, service).await?;
-            let links = api.get(&format!("/external-services/{id}/projects")).await?;
+            let links = api
+                .get(&format!("/external-services/{id}/projects"))
+                .await?;
             if as_json {
                 output::json(&links);
             } else {
                 output::table(
                     links.as_array().map(Vec::as_slice).unwrap_or_default(),
-                    &[("/project_id", "PROJECT ID"), ("/project_slug", "PROJECT"), ("/linked_at", "LINKED"), ("/environments", "ENVIRONMENTS")],
+                    &[
+                        ("/project_id", "PROJECT ID"),
+                        ("/project_slug", "PROJECT"),
+                        ("/linked_at", "LINKED"),
+                        ("/environments", "ENVIRONMENTS"),
+                    ],
                 );
             }
             Ok(())

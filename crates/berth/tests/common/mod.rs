@@ -238,10 +238,24 @@ impl Berth {
 }
 
 impl Drop for Berth {
+    /// Stops the server and removes every container and volume this instance made, so a failed
+    /// test leaves nothing running for the next one.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        let Ok(instance) = std::fs::read_to_string(self.data_dir.join("instance-id")) else {
+            return;
+        };
+        let filter = format!("label=berth.instance={}", instance.trim());
+        let (_, containers) = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in containers.split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
+        }
+        let (_, volumes) = docker(&["volume", "ls", "-q", "--filter", &filter]);
+        for name in volumes.split_whitespace() {
+            let _ = docker(&["volume", "rm", "-f", name]);
         }
     }
 }

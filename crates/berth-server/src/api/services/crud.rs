@@ -79,7 +79,10 @@ pub async fn delete(
     IdPath(id): IdPath,
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Response> {
-    let started = state.manager.delete(id, query.keep_data, query.force).await?;
+    let started = state
+        .manager
+        .delete(id, query.keep_data, query.force)
+        .await?;
     respond(&state, started, query.wait, id, StatusCode::NO_CONTENT).await
 }
 

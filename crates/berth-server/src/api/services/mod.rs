@@ -115,7 +115,9 @@ pub async fn respond(
     }
     if done_status == StatusCode::NO_CONTENT {
         return Ok(match note {
-            Some(note) => (StatusCode::OK, Json(serde_json::json!({ "note": note }))).into_response(),
+            Some(note) => {
+                (StatusCode::OK, Json(serde_json::json!({ "note": note }))).into_response()
+            }
             None => StatusCode::NO_CONTENT.into_response(),
         });
     }

@@ -29,12 +29,19 @@ async fn admin_connection(host_port: u16, params: &Parameters) -> Result<PgConne
 }
 
 /// Runs a statement that PostgreSQL's `format()` built from bound values.
-async fn run_formatted(conn: &mut PgConnection, template: &str, args: &[&str]) -> Result<(), String> {
+async fn run_formatted(
+    conn: &mut PgConnection,
+    template: &str,
+    args: &[&str],
+) -> Result<(), String> {
     let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(template.to_string()));
     for arg in args {
         query = query.bind(*arg);
     }
-    let statement = query.fetch_one(&mut *conn).await.map_err(|e| e.to_string())?;
+    let statement = query
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
     sqlx::raw_sql(AssertSqlSafe(statement))
         .execute(&mut *conn)
         .await
@@ -57,28 +64,72 @@ impl Tenancy for Postgres {
         Allocation::Named
     }
 
-    async fn provision(&self, host_port: u16, params: &Parameters, tenant: &Credentials) -> Result<(), String> {
+    async fn provision(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<(), String> {
         let mut conn = admin_connection(host_port, params).await?;
         let (db, role, password) = (&tenant.resource_name, &tenant.username, &tenant.password);
-        let role_exists = exists(&mut conn, "SELECT 1 FROM pg_roles WHERE rolname = $1", role).await?;
+        let role_exists =
+            exists(&mut conn, "SELECT 1 FROM pg_roles WHERE rolname = $1", role).await?;
         let role_sql = if role_exists {
             "SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', $1::text, $2::text)"
         } else {
             "SELECT format('CREATE ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', $1::text, $2::text)"
         };
         run_formatted(&mut conn, role_sql, &[role, password]).await?;
-        if !exists(&mut conn, "SELECT 1 FROM pg_database WHERE datname = $1", db).await? {
+        if !exists(
+            &mut conn,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            db,
+        )
+        .await?
+        {
             // CREATE DATABASE cannot run inside a transaction; raw_sql sends it on its own.
-            run_formatted(&mut conn, "SELECT format('CREATE DATABASE %I OWNER %I', $1::text, $2::text)", &[db, role]).await?;
+            run_formatted(
+                &mut conn,
+                "SELECT format('CREATE DATABASE %I OWNER %I', $1::text, $2::text)",
+                &[db, role],
+            )
+            .await?;
         } else {
-            run_formatted(&mut conn, "SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $2::text)", &[db, role]).await?;
+            run_formatted(
+                &mut conn,
+                "SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $2::text)",
+                &[db, role],
+            )
+            .await?;
         }
-        run_formatted(&mut conn, "SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', $1::text)", &[db]).await?;
-        run_formatted(&mut conn, "SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', $1::text, $2::text)", &[db, role]).await?;
+        run_formatted(
+            &mut conn,
+            "SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', $1::text)",
+            &[db],
+        )
+        .await?;
+        run_formatted(
+            &mut conn,
+            "SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', $1::text, $2::text)",
+            &[db, role],
+        )
+        .await?;
+        // Tenants have no business in the admin's database either.
+        run_formatted(
+            &mut conn,
+            "SELECT format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', $1::text)",
+            &[get(params, "database")],
+        )
+        .await?;
         conn.close().await.map_err(|e| e.to_string())
     }
 
-    fn env(&self, params: &Parameters, address: &Address, tenant: &Credentials) -> Vec<(String, String)> {
+    fn env(
+        &self,
+        params: &Parameters,
+        address: &Address,
+        tenant: &Credentials,
+    ) -> Vec<(String, String)> {
         let host = &address.host;
         let port = address.port.to_string();
         let ssl = get(params, "ssl_mode");

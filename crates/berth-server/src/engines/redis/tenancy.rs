@@ -16,24 +16,46 @@ use super::{Redis, password};
 /// Database 0 is the landing database of every connection, so tenants start at 1.
 pub const FIRST_TENANT_DB: i64 = 1;
 
-async fn admin_connection(host_port: u16, params: &Parameters) -> Result<redis::aio::MultiplexedConnection, String> {
+async fn admin_connection(
+    host_port: u16,
+    params: &Parameters,
+) -> Result<redis::aio::MultiplexedConnection, String> {
     let info = ConnectionAddr::Tcp("127.0.0.1".into(), host_port)
         .into_connection_info()
         .map_err(|e| e.to_string())?
         .set_redis_settings(RedisConnectionInfo::default().set_password(password(params)));
     let client = redis::Client::open(info).map_err(|e| e.to_string())?;
-    tokio::time::timeout(Duration::from_secs(10), client.get_multiplexed_async_connection())
-        .await
-        .map_err(|_| "timed out connecting as the admin user".to_string())?
-        .map_err(|e| format!("connecting as the admin user: {e}"))
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| "timed out connecting as the admin user".to_string())?
+    .map_err(|e| format!("connecting as the admin user: {e}"))
 }
 
 /// ACL rules for a tenant user restricted to database `db`.
 fn acl_rules(db: i64, with_setinfo: bool) -> Vec<String> {
     let mut rules: Vec<String> = [
-        "reset", "on", "~*", "&*", "+@all", "-@admin", "-@dangerous", "-select", "-swapdb", "-move",
-        "-copy", "+flushdb", "+keys", "+sort", "+info", "+client|setname", "+client|getname",
-        "+client|id", "+client|info",
+        "reset",
+        "on",
+        "~*",
+        "&*",
+        "+@all",
+        "-@admin",
+        "-@dangerous",
+        "-select",
+        "-swapdb",
+        "-move",
+        "-copy",
+        "+flushdb",
+        "+keys",
+        "+sort",
+        "+info",
+        "+client|setname",
+        "+client|getname",
+        "+client|id",
+        "+client|info",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -49,7 +71,9 @@ fn acl_rules(db: i64, with_setinfo: bool) -> Vec<String> {
 #[async_trait]
 impl Tenancy for Redis {
     fn allocation(&self) -> Allocation {
-        Allocation::Numbered { first: FIRST_TENANT_DB }
+        Allocation::Numbered {
+            first: FIRST_TENANT_DB,
+        }
     }
 
     async fn capacity(&self, host_port: u16, params: &Parameters) -> Result<i64, String> {
@@ -66,7 +90,12 @@ impl Tenancy for Redis {
             .ok_or_else(|| format!("unexpected CONFIG GET databases reply {reply:?}"))
     }
 
-    async fn provision(&self, host_port: u16, params: &Parameters, tenant: &Credentials) -> Result<(), String> {
+    async fn provision(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<(), String> {
         let db = tenant
             .resource_number
             .ok_or_else(|| "a Redis tenant needs a database number".to_string())?;
@@ -98,7 +127,12 @@ impl Tenancy for Redis {
         Ok(())
     }
 
-    fn env(&self, _params: &Parameters, address: &Address, tenant: &Credentials) -> Vec<(String, String)> {
+    fn env(
+        &self,
+        _params: &Parameters,
+        address: &Address,
+        tenant: &Credentials,
+    ) -> Vec<(String, String)> {
         let db = tenant.resource_number.unwrap_or(0).to_string();
         let url = format!(
             "redis://{}:{}@{}:{}/{db}",
