@@ -12,6 +12,8 @@ install_packages() {
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v docker >/dev/null || missing+=(docker.io)
     command -v curl >/dev/null || missing+=(curl)
+    # psql runs under `berth run` in the linking tests, like a developer's tool would.
+    command -v psql >/dev/null || missing+=(postgresql-client)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         apt-get update -qq
