@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use crate::manager::{ManagerError, ManagerResult, ServiceManager};
 use crate::store::{OpKind, OpStatus, Operation};
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReconcilerStatus {
     pub passes: u64,
     pub errors: u64,

@@ -93,8 +93,10 @@ pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 /// `?wait=true`: block until the operation finishes instead of answering 202 at once.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
+    /// Block until the operation finishes instead of answering 202 at once.
     #[serde(default)]
     pub wait: bool,
 }

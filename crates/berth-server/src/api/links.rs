@@ -11,16 +11,36 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{IdPair, IdPath, JsonBody, Query, parse_id};
-use super::problem::{ApiError, ApiResult};
+use super::problem::{ApiError, ApiResult, Problem};
 use crate::manager::{AddressKind, LinkView};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     pub project_id: i64,
 }
 
 /// 201 with the link when new, 200 when it already existed (linking is idempotent).
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/projects",
+    tag = "links",
+    summary = "Link a service to a project (each environment gets its own tenant)",
+    params(("id" = i64, Path, description = "Service id")),
+    request_body = LinkRequest,
+    responses(
+        (status = 201, description = "Linked", body = LinkView),
+        (status = 200, description = "Already linked", body = LinkView),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn link(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -41,6 +61,19 @@ pub async fn link(
     Ok((status, Json(view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/projects",
+    tag = "links",
+    summary = "Projects a service is linked to",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = Vec<LinkView>),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -48,6 +81,19 @@ pub async fn list(
     Ok(Json(state.manager.links(id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/external-services/{id}/projects/{project_id}",
+    tag = "links",
+    summary = "Unlink (stops injecting; drops nothing)",
+    params(("id" = i64, Path, description = "Service id"), ("project_id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn unlink(
     State(state): State<AppState>,
     IdPair(id, project_id): IdPair,
@@ -56,6 +102,20 @@ pub async fn unlink(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/preview-environment-names",
+    tag = "links",
+    summary = "Names of the variables a link injects",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = Vec<String>),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn preview_names(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -64,6 +124,20 @@ pub async fn preview_names(
     Ok(Json(vars.into_iter().map(|(k, _)| k).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/preview-environment-masked",
+    tag = "links",
+    summary = "The variables with masked values",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = BTreeMap<String, String>),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn preview_masked(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -78,8 +152,9 @@ pub async fn preview_masked(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EnvironmentQuery {
     /// Environment slug; default `production`.
     pub environment: Option<String>,
@@ -98,6 +173,21 @@ fn address_kind(raw: Option<&str>) -> ApiResult<AddressKind> {
 }
 
 /// The real values for one project environment. Secrets in clear: this is what deploys use.
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/projects/{project_id}/environment",
+    tag = "links",
+    summary = "Real values for one linked project environment",
+    params(("id" = i64, Path, description = "Service id"), ("project_id" = i64, Path, description = "Project id"), EnvironmentQuery),
+    responses(
+        (status = 200, body = BTreeMap<String, String>),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn environment(
     State(state): State<AppState>,
     IdPair(id, project_id): IdPair,
@@ -111,15 +201,32 @@ pub async fn environment(
     Ok(Json(vars.into_iter().collect()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VariablesQuery {
+    /// `network` (default) or `host`.
     pub address: Option<String>,
     /// `json` (default) or `dotenv`.
     pub format: Option<String>,
 }
 
 /// Everything all linked services inject into one project environment.
+#[utoipa::path(
+    get,
+    path = "/projects/{id}/environments/{environment}/variables",
+    tag = "links",
+    summary = "Everything linked services inject into a project environment",
+    params(("id" = i64, Path, description = "Project id"), ("environment" = String, Path, description = "Environment slug"), VariablesQuery),
+    responses(
+        (status = 200, description = "Variables (JSON object, or dotenv text with ?format=dotenv)", body = BTreeMap<String, String>),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn project_variables(
     State(state): State<AppState>,
     axum::extract::Path((project, environment)): axum::extract::Path<(String, String)>,

@@ -5,6 +5,7 @@
 mod auth;
 mod extract;
 mod links;
+mod openapi;
 mod operations;
 mod problem;
 mod projects;
@@ -16,7 +17,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::header;
+use axum::routing::get;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::manager::ServiceManager;
 use crate::reconciler::Reconciler;
@@ -34,80 +39,51 @@ pub struct AppState {
     pub reconciler: Arc<Reconciler>,
 }
 
+/// Every documented `/api` route, registered once, with its OpenAPI path item.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    use services::{crud, lifecycle};
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(crud::create, crud::list))
+        .routes(routes!(crud::types))
+        .routes(routes!(crud::get, crud::update, crud::delete))
+        .routes(routes!(crud::reveal))
+        .routes(routes!(lifecycle::start))
+        .routes(routes!(lifecycle::stop))
+        .routes(routes!(lifecycle::upgrade))
+        .routes(routes!(lifecycle::health))
+        .routes(routes!(operations::list_for_service))
+        .routes(routes!(links::link, links::list))
+        .routes(routes!(links::unlink))
+        .routes(routes!(links::environment))
+        .routes(routes!(links::preview_names))
+        .routes(routes!(links::preview_masked))
+        .routes(routes!(links::project_variables))
+        .routes(routes!(operations::get))
+        .routes(routes!(projects::create, projects::list))
+        .routes(routes!(projects::get, projects::delete))
+        .routes(routes!(projects::add_environment))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(system::status))
+}
+
+/// The whole OpenAPI document, paths under `/api`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::new()
+        .nest("/api", api_routes())
+        .into_openapi()
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let document = openapi_document()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    let (api, _) = api_routes().split_for_parts();
+    let api = api
         .route(
-            "/external-services",
-            post(services::crud::create).get(services::crud::list),
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
         )
-        .route("/external-services/types", get(services::crud::types))
-        .route(
-            "/external-services/{id}",
-            get(services::crud::get)
-                .put(services::crud::update)
-                .delete(services::crud::delete),
-        )
-        .route(
-            "/external-services/{id}/reveal",
-            get(services::crud::reveal),
-        )
-        .route(
-            "/external-services/{id}/start",
-            post(services::lifecycle::start),
-        )
-        .route(
-            "/external-services/{id}/stop",
-            post(services::lifecycle::stop),
-        )
-        .route(
-            "/external-services/{id}/upgrade",
-            post(services::lifecycle::upgrade),
-        )
-        .route(
-            "/external-services/{id}/health",
-            get(services::lifecycle::health),
-        )
-        .route(
-            "/external-services/{id}/projects",
-            post(links::link).get(links::list),
-        )
-        .route(
-            "/external-services/{id}/projects/{project_id}",
-            axum::routing::delete(links::unlink),
-        )
-        .route(
-            "/external-services/{id}/projects/{project_id}/environment",
-            get(links::environment),
-        )
-        .route(
-            "/external-services/{id}/preview-environment-names",
-            get(links::preview_names),
-        )
-        .route(
-            "/external-services/{id}/preview-environment-masked",
-            get(links::preview_masked),
-        )
-        .route(
-            "/projects/{id}/environments/{environment}/variables",
-            get(links::project_variables),
-        )
-        .route(
-            "/external-services/{id}/operations",
-            get(operations::list_for_service),
-        )
-        .route("/operations/{id}", get(operations::get))
-        .route("/projects", post(projects::create).get(projects::list))
-        .route(
-            "/projects/{id}",
-            get(projects::get).delete(projects::delete),
-        )
-        .route(
-            "/projects/{id}/environments",
-            post(projects::add_environment),
-        )
-        .route("/tokens", post(tokens::create).get(tokens::list))
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/system/status", get(system::status))
         .fallback(problem::not_found_route)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -5,9 +5,22 @@ use axum::extract::State;
 
 use super::AppState;
 use super::extract::IdPath;
-use super::problem::{ApiError, ApiResult};
+use super::problem::{ApiError, ApiResult, Problem};
 use crate::store::Operation;
 
+#[utoipa::path(
+    get,
+    path = "/operations/{id}",
+    tag = "operations",
+    summary = "Poll an operation",
+    params(("id" = i64, Path, description = "Operation id")),
+    responses(
+        (status = 200, body = Operation),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Operation>> {
     state
         .store
@@ -18,6 +31,19 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult
 }
 
 /// The last 100 operations of one service, newest first.
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/operations",
+    tag = "operations",
+    summary = "Last 100 operations of a service",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = Vec<Operation>),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list_for_service(
     State(state): State<AppState>,
     IdPath(id): IdPath,

@@ -18,15 +18,19 @@ pub struct ApiError {
     pub operation_id: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 7807 problem details.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// The operation that failed, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
-    operation_id: Option<i64>,
+    pub operation_id: Option<i64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -61,10 +65,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
         let body = Problem {
-            kind: "about:blank",
-            title,
+            kind: "about:blank".into(),
+            title: title.into(),
             status: self.status.as_u16(),
-            detail: &self.detail,
+            detail: self.detail,
             operation_id: self.operation_id,
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{IdPath, JsonBody};
-use super::problem::{ApiError, ApiResult};
+use super::problem::{ApiError, ApiResult, Problem};
 use crate::store::{self, Project};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     pub name: String,
@@ -38,6 +38,22 @@ fn environment(name: &str) -> ApiResult<(String, String)> {
     Ok((name.to_string(), slug))
 }
 
+#[utoipa::path(
+    post,
+    path = "/projects",
+    tag = "projects",
+    summary = "Create a project with environments (default production)",
+    request_body = CreateProject,
+    responses(
+        (status = 201, body = Project),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateProject>,
@@ -84,6 +100,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects",
+    tag = "projects",
+    summary = "List projects",
+    responses(
+        (status = 200, body = Vec<Project>),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
     Ok(Json(state.store.list_projects().await?))
 }
@@ -96,11 +123,38 @@ async fn load(state: &AppState, id: i64) -> ApiResult<Project> {
         .ok_or_else(|| ApiError::not_found(format!("project {id} does not exist")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects/{id}",
+    tag = "projects",
+    summary = "Get a project",
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, body = Project),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Project>> {
     Ok(Json(load(&state, id).await?))
 }
 
 /// Refused while services are linked: unlinking is an explicit decision about their data.
+#[utoipa::path(
+    delete,
+    path = "/projects/{id}",
+    tag = "projects",
+    summary = "Delete a project (refused while services are linked)",
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<StatusCode> {
     let links = state.store.links_of_project(id).await?;
     if !links.is_empty() {
@@ -117,12 +171,30 @@ pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiRes
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddEnvironment {
     pub name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/projects/{id}/environments",
+    tag = "projects",
+    summary = "Add an environment (provisioned in linked services)",
+    params(("id" = i64, Path, description = "Project id")),
+    request_body = AddEnvironment,
+    responses(
+        (status = 201, body = Project),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn add_environment(
     State(state): State<AppState>,
     IdPath(id): IdPath,

@@ -6,13 +6,14 @@ use axum::extract::State;
 use serde::Serialize;
 
 use super::AppState;
+use super::problem::Problem;
 use crate::reconciler::ReconcilerStatus;
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SystemStatus {
     version: &'static str,
     docker_reachable: bool,
@@ -20,6 +21,16 @@ pub struct SystemStatus {
     reconciler: ReconcilerStatus,
 }
 
+#[utoipa::path(
+    get,
+    path = "/system/status",
+    tag = "system",
+    summary = "Docker reachability and reconciler state",
+    responses(
+        (status = 200, body = SystemStatus),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn status(State(state): State<AppState>) -> Json<SystemStatus> {
     let docker = state.manager.docker.ping().await;
     Json(SystemStatus {

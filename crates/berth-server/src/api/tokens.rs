@@ -8,16 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{IdPath, JsonBody};
-use super::problem::{ApiError, ApiResult};
+use super::problem::{ApiError, ApiResult, Problem};
 use crate::store::ApiToken;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub token_info: ApiToken,
@@ -25,6 +25,21 @@ pub struct CreatedToken {
     pub token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "tokens",
+    summary = "Create an API token (shown once)",
+    request_body = CreateToken,
+    responses(
+        (status = 201, body = CreatedToken),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateToken>,
@@ -50,10 +65,34 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "tokens",
+    summary = "List API tokens (never their values)",
+    responses(
+        (status = 200, body = Vec<ApiToken>),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>>> {
     Ok(Json(state.store.list_tokens().await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke an API token",
+    params(("id" = i64, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn revoke(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<StatusCode> {
     if state.store.revoke_token(id).await? {
         tracing::info!(token_id = id, "API token revoked");

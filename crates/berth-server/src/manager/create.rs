@@ -13,7 +13,7 @@ use crate::docker::LABEL_MANAGED;
 use crate::engines::{self, Engine};
 use crate::store::{self, NewService, Service};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     pub name: String,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{ManagerResult, ServiceManager, redact};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub service_id: i64,
     /// healthy, unhealthy, stopped or missing.

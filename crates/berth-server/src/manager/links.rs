@@ -17,7 +17,7 @@ use crate::store::{self, Environment, Link, NewTenant, Project, Service, Tenant}
 /// Length of generated tenant passwords.
 const TENANT_PASSWORD_LEN: usize = 24;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub environment: String,
     pub resource_name: String,
@@ -26,7 +26,7 @@ pub struct TenantView {
     pub provisioned: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LinkView {
     pub service_id: i64,
     pub service_name: String,

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreResult, now, optional};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
     Create,
@@ -43,7 +43,7 @@ impl OpKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpStatus {
     Running,
@@ -78,7 +78,7 @@ impl OpStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Operation {
     pub id: i64,
     pub service_id: Option<i64>,
@@ -87,6 +87,7 @@ pub struct Operation {
     /// Human-readable current step ("creating container", "waiting for readiness", ...).
     pub step: String,
     /// Kind-specific intent (e.g. previous and target parameters of an update).
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub error: Option<String>,
     pub created_at: String,

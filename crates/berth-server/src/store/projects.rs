@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Store, StoreResult, now, optional};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Environment {
     pub id: i64,
     pub name: String,
@@ -13,7 +13,7 @@ pub struct Environment {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Project {
     pub id: i64,
     pub name: String,

@@ -7,13 +7,33 @@ use axum::response::Response;
 use berth_core::Parameters;
 use serde::{Deserialize, Serialize};
 
-use super::{ServiceView, respond};
+use super::{Accepted, DeleteNote, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
 use crate::api::problem::ApiResult;
+use crate::api::problem::Problem;
 use crate::engines;
 use crate::manager::CreateRequest;
 
+#[utoipa::path(
+    post,
+    path = "/external-services",
+    tag = "services",
+    summary = "Create a service (202 + operation; ?wait=true for 201 when ready)",
+    params(WaitQuery),
+    request_body = CreateRequest,
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 201, description = "Created and accepting connections (?wait=true)", body = ServiceView),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Query(query): Query<WaitQuery>,
@@ -23,11 +43,35 @@ pub async fn create(
     respond(&state, started, query.wait, service.id, StatusCode::CREATED).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/external-services",
+    tag = "services",
+    summary = "List services (secrets masked)",
+    responses(
+        (status = 200, body = Vec<ServiceView>),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceView>>> {
     let services = state.store.list_services().await?;
     Ok(Json(services.iter().map(ServiceView::masked).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}",
+    tag = "services",
+    summary = "Get a service (secrets masked)",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = ServiceView),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -37,6 +81,19 @@ pub async fn get(
 }
 
 /// The one place secrets are returned in clear: an explicit, authenticated request.
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/reveal",
+    tag = "services",
+    summary = "Get a service with its credentials in clear",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = ServiceView),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn reveal(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -46,12 +103,32 @@ pub async fn reveal(
     Ok(Json(ServiceView::revealed(&service)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     pub parameters: Parameters,
 }
 
+#[utoipa::path(
+    put,
+    path = "/external-services/{id}",
+    tag = "services",
+    summary = "Change editable parameters (recreates the container, keeps data)",
+    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    request_body = UpdateRequest,
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 200, description = "Updated (?wait=true)", body = ServiceView),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -62,8 +139,10 @@ pub async fn update(
     respond(&state, started, query.wait, id, StatusCode::OK).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
+    /// Block until deleted.
     #[serde(default)]
     pub wait: bool,
     /// Keep the data volume (default: removed with the container).
@@ -74,6 +153,23 @@ pub struct DeleteQuery {
     pub force: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/external-services/{id}",
+    tag = "services",
+    summary = "Delete a service (refused while linked unless ?force=true)",
+    params(("id" = i64, Path, description = "Service id"), DeleteQuery),
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 204, description = "Deleted (?wait=true)"),
+        (status = 200, description = "Deleted (?wait=true&force=true), with what was unlinked", body = DeleteNote),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -86,7 +182,7 @@ pub async fn delete(
     respond(&state, started, query.wait, id, StatusCode::NO_CONTENT).await
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ParamView {
     name: &'static str,
     description: &'static str,
@@ -95,7 +191,7 @@ pub struct ParamView {
     secret: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TypeView {
     service_type: &'static str,
     default_image: String,
@@ -103,6 +199,16 @@ pub struct TypeView {
 }
 
 /// The service types and their parameters (the seed's tables, from the engines' specs).
+#[utoipa::path(
+    get,
+    path = "/external-services/types",
+    tag = "services",
+    summary = "Service types and their parameters",
+    responses(
+        (status = 200, body = Vec<TypeView>),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn types(State(state): State<AppState>) -> Json<Vec<TypeView>> {
     Json(
         engines::registry()

@@ -6,12 +6,29 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::respond;
+use super::{Accepted, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
 use crate::api::problem::ApiResult;
+use crate::api::problem::Problem;
 use crate::manager::HealthReport;
 
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/start",
+    tag = "services",
+    summary = "Start a service",
+    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 200, description = "Running (?wait=true)", body = ServiceView),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -21,6 +38,22 @@ pub async fn start(
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/stop",
+    tag = "services",
+    summary = "Stop a service (data kept)",
+    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 200, description = "Stopped (?wait=true)", body = ServiceView),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn stop(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -30,12 +63,32 @@ pub async fn stop(
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequest {
     pub docker_image: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/upgrade",
+    tag = "services",
+    summary = "Swap the image within the same major version, keeping the volume",
+    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    request_body = UpgradeRequest,
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 200, description = "Upgraded (?wait=true)", body = ServiceView),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -46,6 +99,19 @@ pub async fn upgrade(
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/health",
+    tag = "services",
+    summary = "Container state and a real client round-trip",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, body = HealthReport),
+        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn health(
     State(state): State<AppState>,
     IdPath(id): IdPath,

@@ -18,7 +18,7 @@ use crate::manager::Started;
 use crate::store::{Operation, Service};
 
 /// A service as the API shows it: secret parameters masked unless revealed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceView {
     pub id: i64,
     pub name: String,
@@ -69,12 +69,20 @@ impl ServiceView {
     }
 }
 
-#[derive(Serialize)]
-struct Accepted {
-    operation: Operation,
-    service: Option<ServiceView>,
+/// The answer to a long operation: poll `/api/operations/{operation.id}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub operation: Operation,
+    pub service: Option<ServiceView>,
+    /// What the caller should know (e.g. what a forced delete unlinked).
     #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
+    pub note: Option<String>,
+}
+
+/// What a forced delete did to linked projects.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeleteNote {
+    pub note: String,
 }
 
 /// Answers for a started operation: 202 + `Location: /api/operations/{id}` at once, or, with
@@ -115,9 +123,7 @@ pub async fn respond(
     }
     if done_status == StatusCode::NO_CONTENT {
         return Ok(match note {
-            Some(note) => {
-                (StatusCode::OK, Json(serde_json::json!({ "note": note }))).into_response()
-            }
+            Some(note) => (StatusCode::OK, Json(DeleteNote { note })).into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         });
     }
