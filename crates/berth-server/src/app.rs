@@ -110,30 +110,55 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
     })
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: new operations are
+/// refused (503), in-flight requests and operations get `shutdown_timeout_secs` to finish, and
+/// whatever is still running after that stays recorded for the reconciler of the next start.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let server = build(config).await?;
     let listener = tokio::net::TcpListener::bind(server.config.listen)
         .await
         .with_context(|| format!("listening on {}", server.config.listen))?;
     eprintln!("berth: listening on http://{}", listener.local_addr()?);
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     // Startup reconciliation runs in the background so the API answers at once; the services
     // it is resolving are claimed first, so requests touching them get 409 until it is done.
     let interrupted = server.reconciler.claim_interrupted().await?;
     let reconciler = server.reconciler.clone();
     let interval = Duration::from_secs(server.config.reconcile_interval_secs.max(1));
+    let reconciler_stop = stop_rx.clone();
     tokio::spawn(async move {
         reconciler.startup(interrupted).await;
-        reconciler.run_periodic(interval, shutdown_rx).await;
+        reconciler.run_periodic(interval, reconciler_stop).await;
     });
 
+    let manager = server.state.manager.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        manager.begin_shutdown();
+        let _ = stop_tx.send(true);
+    });
+
+    let deadline = Duration::from_secs(server.config.shutdown_timeout_secs);
+    let mut graceful = stop_rx.clone();
+    let mut hard = stop_rx.clone();
     let app = api::router(server.state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    let _ = shutdown_tx.send(true);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
+    tokio::select! {
+        result = serve => result?,
+        _ = async {
+            let _ = hard.wait_for(|stop| *stop).await;
+            tokio::time::sleep(deadline).await;
+        } => tracing::warn!("requests still open after {}s; exiting anyway", deadline.as_secs()),
+    }
+    let parked = server.state.manager.wait_idle(deadline).await;
+    if parked.is_empty() {
+        tracing::info!("shut down cleanly");
+    } else {
+        tracing::warn!(?parked, "operations still running at the deadline are parked for the next start");
+    }
     Ok(())
 }
 
@@ -144,5 +169,5 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutdown requested");
 }

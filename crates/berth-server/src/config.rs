@@ -22,6 +22,9 @@ pub struct ServerConfig {
     pub reconcile_interval_secs: u64,
     /// Seconds to wait for a service to accept connections after (re)starting it.
     pub readiness_timeout_secs: u64,
+    /// Seconds SIGTERM waits for in-flight requests and operations before exiting; operations
+    /// still running then are parked (left recorded) and resolved at the next start.
+    pub shutdown_timeout_secs: u64,
     /// Default image per service type, overriding Berth's own (`postgres = "postgres:15"`).
     pub images: HashMap<String, String>,
 }
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             network: "berth".into(),
             reconcile_interval_secs: 30,
             readiness_timeout_secs: 120,
+            shutdown_timeout_secs: 60,
             images: HashMap::new(),
         }
     }

@@ -9,5 +9,6 @@ pub mod docker;
 pub mod engines;
 pub mod image_builder;
 pub mod manager;
+pub mod metrics;
 pub mod reconciler;
 pub mod store;

@@ -37,6 +37,7 @@ pub struct LinkRequest {
         (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
     )

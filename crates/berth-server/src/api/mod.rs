@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
         .fallback(problem::not_found_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(state)

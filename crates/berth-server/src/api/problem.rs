@@ -92,6 +92,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::NotFound(m) => Self::not_found(m),
             ManagerError::Conflict(m) => Self::conflict(m),
             ManagerError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            ManagerError::NotStarted(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             ManagerError::Internal(m) => {
                 tracing::error!("internal error: {m}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)

@@ -13,6 +13,21 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Prometheus text format. Unauthenticated like `/healthz` (it carries counts, no names or
+/// secrets); bind Berth to loopback or firewall it as you would any exporter.
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let services = state.store.list_services().await.unwrap_or_default();
+    let reconciler = state.reconciler.status().await;
+    let docker = state.manager.docker.ping().await.is_ok();
+    let body = state.manager.metrics.render(&services, &reconciler, docker);
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SystemStatus {
     version: &'static str,

@@ -17,6 +17,10 @@ pub enum ManagerError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The service did not come up with the requested image or parameters (it exited or never
+    /// accepted connections); what was changed has been undone.
+    #[error("{0}")]
+    NotStarted(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -31,6 +35,7 @@ impl ManagerError {
             ManagerError::NotFound(m) => ManagerError::NotFound(f(m)),
             ManagerError::Conflict(m) => ManagerError::Conflict(f(m)),
             ManagerError::Unavailable(m) => ManagerError::Unavailable(f(m)),
+            ManagerError::NotStarted(m) => ManagerError::NotStarted(f(m)),
             ManagerError::Internal(m) => ManagerError::Internal(f(m)),
         }
     }

@@ -48,6 +48,11 @@ impl ServiceManager {
                 let started = Instant::now();
                 let probe = engine.probe(port, &service.all_parameters()).await;
                 report.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                self.metrics.record_health_check(
+                    &service.service_type,
+                    probe.is_ok(),
+                    started.elapsed().as_secs_f64(),
+                );
                 match probe {
                     Ok(()) => {
                         report.status = "healthy";

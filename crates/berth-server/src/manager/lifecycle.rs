@@ -116,10 +116,14 @@ impl ServiceManager {
                 Some(info) if !info.running => "stopped",
                 Some(_) => {
                     let port = Self::host_port(engine, service)?;
-                    match engine.probe(port, &service.all_parameters()).await {
-                        Ok(()) => "running",
-                        Err(_) => "unhealthy",
-                    }
+                    let started = std::time::Instant::now();
+                    let probe = engine.probe(port, &service.all_parameters()).await;
+                    self.metrics.record_health_check(
+                        &service.service_type,
+                        probe.is_ok(),
+                        started.elapsed().as_secs_f64(),
+                    );
+                    if probe.is_ok() { "running" } else { "unhealthy" }
                 }
             },
         )

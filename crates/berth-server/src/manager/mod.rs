@@ -47,6 +47,9 @@ pub struct ServiceManager {
     port_lock: tokio::sync::Mutex<()>,
     /// Per-service locks serialising tenant allocation (links wait instead of failing).
     link_locks: StdMutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    pub metrics: crate::metrics::Metrics,
+    /// Set by SIGTERM: no new operation starts; running ones finish or are parked.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// Marks a service busy until dropped.
@@ -91,11 +94,18 @@ impl ServiceManager {
             busy: StdMutex::new(HashSet::new()),
             port_lock: tokio::sync::Mutex::new(()),
             link_locks: StdMutex::new(HashMap::new()),
+            metrics: Default::default(),
+            shutting_down: Default::default(),
         })
     }
 
     /// Claims a service for one operation, or says which one is in the way.
     pub fn try_claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ManagerError::Unavailable(
+                "berth is shutting down; retry when it is back".into(),
+            ));
+        }
         let mut busy = self.busy.lock().expect("busy lock");
         if !busy.insert(id) {
             return Err(ManagerError::Conflict(format!(
@@ -179,6 +189,11 @@ impl ServiceManager {
                 error = error.unwrap_or(""),
                 "operation finished"
             );
+            manager.metrics.record_operation(
+                kind.as_str(),
+                status.as_str(),
+                started_at.elapsed().as_secs_f64(),
+            );
             if let Err(e) = manager.store.finish_operation(op_id, status, error).await {
                 tracing::error!(op = op_id, "recording operation outcome failed: {e}");
             }
@@ -188,6 +203,25 @@ impl ServiceManager {
             operation,
             done,
             note: None,
+        }
+    }
+
+    /// Refuses new operations from now on (graceful shutdown).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits until no operation is in flight, up to `deadline`. Returns the ids of services
+    /// whose operations are still running (parked: recorded as running, so the reconciler
+    /// finishes or undoes them at the next start).
+    pub async fn wait_idle(&self, deadline: std::time::Duration) -> Vec<i64> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let busy: Vec<i64> = self.busy.lock().expect("busy lock").iter().copied().collect();
+            if busy.is_empty() || std::time::Instant::now() >= until {
+                return busy;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

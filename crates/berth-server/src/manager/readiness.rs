@@ -51,7 +51,7 @@ impl ServiceManager {
                         .container_logs_tail(&service.container_name, 8)
                         .await
                         .unwrap_or_default();
-                    return Err(ManagerError::Internal(redact(
+                    return Err(ManagerError::NotStarted(redact(
                         &format!(
                             "container {} exited while starting; last log lines: {}",
                             service.container_name,
@@ -63,7 +63,7 @@ impl ServiceManager {
                 Some(_) => {}
             }
             if Instant::now() >= deadline {
-                return Err(ManagerError::Internal(redact(
+                return Err(ManagerError::NotStarted(redact(
                     &format!(
                         "{} did not accept connections within {}s: {last_error}",
                         service.name,
