@@ -157,7 +157,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     if parked.is_empty() {
         tracing::info!("shut down cleanly");
     } else {
-        tracing::warn!(?parked, "operations still running at the deadline are parked for the next start");
+        tracing::warn!(
+            ?parked,
+            "operations still running at the deadline are parked for the next start"
+        );
     }
     Ok(())
 }

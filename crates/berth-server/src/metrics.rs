@@ -30,13 +30,19 @@ pub struct Metrics {
 
 /// Escapes a label value (backslash, quote, newline).
 fn label(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
     pub fn record_operation(&self, kind: &str, status: &str, seconds: f64) {
         let mut inner = self.inner.lock().expect("metrics lock");
-        let t = inner.operations.entry((kind.into(), status.into())).or_default();
+        let t = inner
+            .operations
+            .entry((kind.into(), status.into()))
+            .or_default();
         t.count += 1;
         t.seconds += seconds;
     }
@@ -44,20 +50,35 @@ impl Metrics {
     pub fn record_health_check(&self, service_type: &str, healthy: bool, seconds: f64) {
         let result = if healthy { "healthy" } else { "unhealthy" };
         let mut inner = self.inner.lock().expect("metrics lock");
-        let t = inner.health_checks.entry((service_type.into(), result.into())).or_default();
+        let t = inner
+            .health_checks
+            .entry((service_type.into(), result.into()))
+            .or_default();
         t.count += 1;
         t.seconds += seconds;
     }
 
-    pub fn render(&self, services: &[Service], reconciler: &ReconcilerStatus, docker_reachable: bool) -> String {
+    pub fn render(
+        &self,
+        services: &[Service],
+        reconciler: &ReconcilerStatus,
+        docker_reachable: bool,
+    ) -> String {
         let mut out = String::new();
         let mut by_type_status: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for s in services {
-            *by_type_status.entry((&s.service_type, &s.status)).or_default() += 1;
+            *by_type_status
+                .entry((&s.service_type, &s.status))
+                .or_default() += 1;
         }
         out.push_str("# HELP berth_services Managed services by type and observed status.\n# TYPE berth_services gauge\n");
         for ((t, s), n) in &by_type_status {
-            let _ = writeln!(out, "berth_services{{service_type=\"{}\",status=\"{}\"}} {n}", label(t), label(s));
+            let _ = writeln!(
+                out,
+                "berth_services{{service_type=\"{}\",status=\"{}\"}} {n}",
+                label(t),
+                label(s)
+            );
         }
         out.push_str("# HELP berth_docker_reachable Whether the Docker engine answered a ping.\n# TYPE berth_docker_reachable gauge\n");
         let _ = writeln!(out, "berth_docker_reachable {}", u8::from(docker_reachable));
@@ -65,23 +86,51 @@ impl Metrics {
         let inner = self.inner.lock().expect("metrics lock");
         out.push_str("# HELP berth_operations_total Finished operations by kind and outcome.\n# TYPE berth_operations_total counter\n");
         for ((kind, status), t) in &inner.operations {
-            let _ = writeln!(out, "berth_operations_total{{kind=\"{}\",status=\"{}\"}} {}", label(kind), label(status), t.count);
+            let _ = writeln!(
+                out,
+                "berth_operations_total{{kind=\"{}\",status=\"{}\"}} {}",
+                label(kind),
+                label(status),
+                t.count
+            );
         }
         out.push_str("# HELP berth_operation_duration_seconds Time operations took.\n# TYPE berth_operation_duration_seconds summary\n");
         for ((kind, status), t) in &inner.operations {
             let labels = format!("kind=\"{}\",status=\"{}\"", label(kind), label(status));
-            let _ = writeln!(out, "berth_operation_duration_seconds_sum{{{labels}}} {}", t.seconds);
-            let _ = writeln!(out, "berth_operation_duration_seconds_count{{{labels}}} {}", t.count);
+            let _ = writeln!(
+                out,
+                "berth_operation_duration_seconds_sum{{{labels}}} {}",
+                t.seconds
+            );
+            let _ = writeln!(
+                out,
+                "berth_operation_duration_seconds_count{{{labels}}} {}",
+                t.count
+            );
         }
         out.push_str("# HELP berth_health_checks_total Health probes by service type and result.\n# TYPE berth_health_checks_total counter\n");
         for ((t, r), v) in &inner.health_checks {
-            let _ = writeln!(out, "berth_health_checks_total{{service_type=\"{}\",result=\"{}\"}} {}", label(t), label(r), v.count);
+            let _ = writeln!(
+                out,
+                "berth_health_checks_total{{service_type=\"{}\",result=\"{}\"}} {}",
+                label(t),
+                label(r),
+                v.count
+            );
         }
         out.push_str("# HELP berth_health_check_duration_seconds Latency of health probes.\n# TYPE berth_health_check_duration_seconds summary\n");
         for ((t, r), v) in &inner.health_checks {
             let labels = format!("service_type=\"{}\",result=\"{}\"", label(t), label(r));
-            let _ = writeln!(out, "berth_health_check_duration_seconds_sum{{{labels}}} {}", v.seconds);
-            let _ = writeln!(out, "berth_health_check_duration_seconds_count{{{labels}}} {}", v.count);
+            let _ = writeln!(
+                out,
+                "berth_health_check_duration_seconds_sum{{{labels}}} {}",
+                v.seconds
+            );
+            let _ = writeln!(
+                out,
+                "berth_health_check_duration_seconds_count{{{labels}}} {}",
+                v.count
+            );
         }
         drop(inner);
         out.push_str("# HELP berth_reconciler_passes_total Reconciler passes.\n# TYPE berth_reconciler_passes_total counter\n");
@@ -91,7 +140,11 @@ impl Metrics {
         out.push_str("# HELP berth_reconciler_orphans Labelled containers without a service row.\n# TYPE berth_reconciler_orphans gauge\n");
         let _ = writeln!(out, "berth_reconciler_orphans {}", reconciler.orphans.len());
         out.push_str("# HELP berth_reconciler_resolved_operations_total Interrupted operations resolved at startup.\n# TYPE berth_reconciler_resolved_operations_total counter\n");
-        let _ = writeln!(out, "berth_reconciler_resolved_operations_total {}", reconciler.resolved_operations);
+        let _ = writeln!(
+            out,
+            "berth_reconciler_resolved_operations_total {}",
+            reconciler.resolved_operations
+        );
         out
     }
 }
@@ -108,8 +161,14 @@ mod tests {
         m.record_health_check("postgres", true, 0.01);
         let text = m.render(&[], &ReconcilerStatus::default(), true);
         assert!(text.contains("berth_operations_total{kind=\"create\",status=\"succeeded\"} 2"));
-        assert!(text.contains("berth_operation_duration_seconds_sum{kind=\"create\",status=\"succeeded\"} 4"));
-        assert!(text.contains("berth_health_checks_total{service_type=\"postgres\",result=\"healthy\"} 1"));
+        assert!(text.contains(
+            "berth_operation_duration_seconds_sum{kind=\"create\",status=\"succeeded\"} 4"
+        ));
+        assert!(
+            text.contains(
+                "berth_health_checks_total{service_type=\"postgres\",result=\"healthy\"} 1"
+            )
+        );
         assert!(text.contains("berth_docker_reachable 1"));
         assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
     }

@@ -55,7 +55,7 @@ impl Reconciler {
         let mut guards = Vec::new();
         for op in &ops {
             if let Some(id) = op.service_id
-                && let Ok(guard) = self.manager.try_claim(id)
+                && let Some(guard) = self.manager.claim_for_reconciler(id)
             {
                 guards.push(guard);
             }
@@ -207,6 +207,11 @@ impl Reconciler {
 
     async fn pass_inner(&self) -> ManagerResult<()> {
         let m = &self.manager;
+        // Services first, then operations: a service created in between is absent from the
+        // first list; one listed whose operation is still running appears in the second
+        // (both rows are written in one transaction), so a fresh create is never mistaken
+        // for an interrupted one.
+        let services = m.store.list_services().await?;
         let in_flight: HashSet<i64> = m
             .store
             .running_operations()
@@ -214,19 +219,31 @@ impl Reconciler {
             .iter()
             .filter_map(|op| op.service_id)
             .collect();
-        let services = m.store.list_services().await?;
         for service in &services {
             if in_flight.contains(&service.id) {
                 continue;
             }
-            let Ok(_guard) = m.try_claim(service.id) else {
+            let Some(_guard) = m.claim_for_reconciler(service.id) else {
                 continue;
             };
+            // Re-read under the claim: an operation may have finished since the list was taken.
+            let Some(service) = m.store.service(service.id).await? else {
+                continue;
+            };
+            let still_running = m
+                .store
+                .list_operations(Some(service.id))
+                .await?
+                .iter()
+                .any(|op| op.status == OpStatus::Running);
+            if still_running {
+                continue;
+            }
             let result = match service.status.as_str() {
                 // Transitional states with no operation in flight: a crash between writes.
-                "creating" => m.undo_create(service).await,
-                "deleting" => m.finish_delete(service, false, 0).await,
-                _ => self.converge(service).await,
+                "creating" => m.undo_create(&service).await,
+                "deleting" => m.finish_delete(&service, false, 0).await,
+                _ => self.converge(&service).await,
             };
             if let Err(e) = result {
                 self.record_error(format!("service {}: {e}", service.id))

@@ -22,7 +22,10 @@ pub async fn metrics(State(state): State<AppState>) -> axum::response::Response 
     let docker = state.manager.docker.ping().await.is_ok();
     let body = state.manager.metrics.render(&services, &reconciler, docker);
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         body,
     )
         .into_response()

@@ -82,7 +82,7 @@ impl ServiceManager {
                 })?
         };
         tracing::info!(service_id = service.id, name = %service.name, service_type = %service.service_type, "creating service");
-        let guard = self.try_claim(service.id)?;
+        let guard = self.claim(service.id).await?;
         let manager = self.clone();
         let svc = service.clone();
         let op_id = operation.id;

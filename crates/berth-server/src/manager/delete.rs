@@ -24,7 +24,7 @@ impl ServiceManager {
                 linked.join(", ")
             )));
         }
-        let guard = self.try_claim(id)?;
+        let guard = self.claim(id).await?;
         self.docker.ping().await?;
         let note = (!linked.is_empty()).then(|| {
             format!(

@@ -13,7 +13,7 @@ impl ServiceManager {
     pub async fn start(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
         let service = self.service(id).await?;
         let engine = Self::engine_for(&service)?;
-        let guard = self.try_claim(id)?;
+        let guard = self.claim(id).await?;
         self.docker.ping().await?;
         let op = self
             .store
@@ -42,7 +42,7 @@ impl ServiceManager {
 
     pub async fn stop(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
         let service = self.service(id).await?;
-        let guard = self.try_claim(id)?;
+        let guard = self.claim(id).await?;
         self.docker.ping().await?;
         let op = self
             .store
@@ -123,7 +123,11 @@ impl ServiceManager {
                         probe.is_ok(),
                         started.elapsed().as_secs_f64(),
                     );
-                    if probe.is_ok() { "running" } else { "unhealthy" }
+                    if probe.is_ok() {
+                        "running"
+                    } else {
+                        "unhealthy"
+                    }
                 }
             },
         )

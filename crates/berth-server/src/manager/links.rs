@@ -121,6 +121,7 @@ impl ServiceManager {
             )));
         }
         self.ensure_tenants(&service, &project).await?;
+        crate::crashpoint::hit("link.before_link_row");
         self.store
             .insert_link(service_id, project_id, &service.service_type)
             .await
@@ -245,6 +246,7 @@ impl ServiceManager {
                 })
                 .collect();
             self.store.insert_tenants(service.id, &rows).await?;
+            crate::crashpoint::hit("link.after_tenants_recorded");
         }
         for tenant in self.store.service_tenants(service.id).await? {
             if tenant.project_id != project.id {

@@ -14,7 +14,7 @@ mod ports;
 mod readiness;
 mod reconfigure;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use berth_core::Parameters;
@@ -41,8 +41,8 @@ pub struct ServiceManager {
     pub config: ServerConfig,
     /// Random id of this Berth instance, so several instances can share one Docker engine.
     pub instance_id: String,
-    /// Services with an operation in flight; one operation per service at a time.
-    busy: StdMutex<HashSet<i64>>,
+    /// Services with an operation or a reconciler pass in flight; one at a time per service.
+    busy: StdMutex<HashMap<i64, Holder>>,
     /// Held from choosing a port until the service row recording it is written.
     port_lock: tokio::sync::Mutex<()>,
     /// Per-service locks serialising tenant allocation (links wait instead of failing).
@@ -50,6 +50,16 @@ pub struct ServiceManager {
     pub metrics: crate::metrics::Metrics,
     /// Set by SIGTERM: no new operation starts; running ones finish or are parked.
     shutting_down: std::sync::atomic::AtomicBool,
+}
+
+/// How long a user operation waits for a reconciler pass to let go of a service.
+const RECONCILER_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Who holds a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    Operation,
+    Reconciler,
 }
 
 /// Marks a service busy until dropped.
@@ -91,7 +101,7 @@ impl ServiceManager {
             images,
             config,
             instance_id,
-            busy: StdMutex::new(HashSet::new()),
+            busy: StdMutex::new(HashMap::new()),
             port_lock: tokio::sync::Mutex::new(()),
             link_locks: StdMutex::new(HashMap::new()),
             metrics: Default::default(),
@@ -99,19 +109,49 @@ impl ServiceManager {
         })
     }
 
-    /// Claims a service for one operation, or says which one is in the way.
-    pub fn try_claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+    /// Claims a service for a user operation. A reconciler pass holding it is waited for (it
+    /// only probes and converges, for a moment); another operation in flight is a 409.
+    pub async fn claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+        let deadline = std::time::Instant::now() + RECONCILER_CLAIM_WAIT;
+        loop {
+            match self.try_claim_as(id, Holder::Operation) {
+                Err(Some(Holder::Reconciler)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                Err(Some(_)) => {
+                    return Err(ManagerError::Conflict(format!(
+                        "service {id} has an operation in progress; wait for it to finish"
+                    )));
+                }
+                Err(None) => {
+                    return Err(ManagerError::Unavailable(
+                        "berth is shutting down; retry when it is back".into(),
+                    ));
+                }
+                Ok(guard) => return Ok(guard),
+            }
+        }
+    }
+
+    /// Claims a service for the reconciler; `None` if anything else holds it.
+    pub fn claim_for_reconciler(self: &Arc<Self>, id: i64) -> Option<BusyGuard> {
+        self.try_claim_as(id, Holder::Reconciler).ok()
+    }
+
+    /// `Err(Some(holder))` if busy, `Err(None)` if shutting down.
+    fn try_claim_as(
+        self: &Arc<Self>,
+        id: i64,
+        holder: Holder,
+    ) -> Result<BusyGuard, Option<Holder>> {
         if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(ManagerError::Unavailable(
-                "berth is shutting down; retry when it is back".into(),
-            ));
+            return Err(None);
         }
         let mut busy = self.busy.lock().expect("busy lock");
-        if !busy.insert(id) {
-            return Err(ManagerError::Conflict(format!(
-                "service {id} has an operation in progress; wait for it to finish"
-            )));
+        if let Some(current) = busy.get(&id) {
+            return Err(Some(*current));
         }
+        busy.insert(id, holder);
         Ok(BusyGuard {
             manager: self.clone(),
             id,
@@ -208,7 +248,8 @@ impl ServiceManager {
 
     /// Refuses new operations from now on (graceful shutdown).
     pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Waits until no operation is in flight, up to `deadline`. Returns the ids of services
@@ -217,7 +258,13 @@ impl ServiceManager {
     pub async fn wait_idle(&self, deadline: std::time::Duration) -> Vec<i64> {
         let until = std::time::Instant::now() + deadline;
         loop {
-            let busy: Vec<i64> = self.busy.lock().expect("busy lock").iter().copied().collect();
+            let busy: Vec<i64> = self
+                .busy
+                .lock()
+                .expect("busy lock")
+                .keys()
+                .copied()
+                .collect();
             if busy.is_empty() || std::time::Instant::now() >= until {
                 return busy;
             }

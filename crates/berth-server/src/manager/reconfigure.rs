@@ -44,7 +44,7 @@ impl ServiceManager {
         changes: Parameters,
         kind: OpKind,
     ) -> ManagerResult<Started> {
-        let guard = self.try_claim(service.id)?;
+        let guard = self.claim(service.id).await?;
         let previous = service.parameters.clone();
         let mut target = previous.clone();
         target.extend(changes.clone());

@@ -127,6 +127,17 @@ impl Berth {
         }
     }
 
+    /// SIGTERM: asks for a graceful shutdown.
+    pub fn sigterm(&self) {
+        if let Some(child) = self.child.as_ref() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
     /// Waits for the process to exit by itself (e.g. after a crash point aborted it).
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
