@@ -45,5 +45,16 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
 log "tests"
+results="$(mktemp)"
 # Integration tests share one Docker engine and host ports: run them one at a time.
-cargo test --workspace -- --test-threads=1
+# (--lib --bins --tests: the crates have no doc tests, and benches are run by `cargo bench`.)
+cargo test --workspace --lib --bins --tests -- --test-threads=1 2>&1 | tee "$results"
+
+log "API fuzzing (short and bounded; FUZZ_EXAMPLES / FUZZ_MAX_TIME for a long run)"
+scripts/fuzz.sh
+
+passed=$(grep -Eo '[0-9]+ passed' "$results" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$results" | awk '{s+=$1} END {print s+0}')
+rm -f "$results"
+echo
+echo "berth: ${passed} passed, ${failed} failed"

@@ -1,7 +1,7 @@
 //! Linking benchmark, two ratios measured in one run against the real `berth serve` binary:
 //!
-//! 1. Link latency: `POST /api/external-services/{id}/projects` (database + login role + revoke
-//!    + grants, done inside the server) against the raw baseline, `psql` running
+//! 1. Link latency: `POST /api/external-services/{id}/projects` (database, login role, revoke
+//!    and grants, done inside the server) against the raw baseline, `psql` running
 //!    `CREATE ROLE` and `CREATE DATABASE` on the same PostgreSQL container.
 //! 2. Throughput of `GET /api/projects/{id}/environments/production/variables` against the
 //!    trivial `/healthz` handler of the same server, at a fixed client concurrency.
@@ -279,10 +279,125 @@ impl Totals {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Server CPU per successful request: separates the handler's own work from waiting.
+    /// Wall time per request at this concurrency (the inverse of throughput): costs of
+    /// different endpoints can be subtracted to see what a step adds.
+    fn time_per_request(&self) -> Duration {
+        Duration::try_from_secs_f64(1.0 / self.rate()).unwrap_or(Duration::MAX)
+    }
+
+    /// Server CPU per successful request.
     fn server_cpu_per_request(&self) -> Duration {
         self.server_cpu / u32::try_from(self.ok.max(1)).unwrap_or(u32::MAX)
     }
+}
+
+/// The load generator: one shared HTTP client, and what it needs to read CPU times.
+struct Load {
+    client: reqwest::Client,
+    server_pid: u32,
+    clk_tck: f64,
+}
+
+impl Load {
+    fn new(server_pid: u32) -> anyhow::Result<Self> {
+        // A client of its own: a short timeout, and a pool warmed only by these requests.
+        let client = reqwest::Client::builder()
+            .timeout(LOAD_REQUEST_TIMEOUT)
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            client,
+            server_pid,
+            clk_tck: clock_ticks_per_second(),
+        })
+    }
+
+    fn cpu_times(&self) -> anyhow::Result<(Duration, Duration)> {
+        Ok((
+            cpu_time(&format!("/proc/{}/stat", self.server_pid), self.clk_tck)?,
+            cpu_time("/proc/self/stat", self.clk_tck)?,
+        ))
+    }
+
+    /// CONCURRENCY tasks hammer one endpoint until the window closes. A success is a 200
+    /// with a non-empty body, read in full (so the connection goes back to the pool).
+    async fn window(&self, target: &Target) -> anyhow::Result<Window> {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (server_before, client_before) = self.cpu_times()?;
+        let start = Instant::now();
+        let deadline = start + WINDOW;
+        let mut tasks = Vec::with_capacity(CONCURRENCY);
+        for _ in 0..CONCURRENCY {
+            let (client, ok, failed) = (self.client.clone(), ok.clone(), failed.clone());
+            let (url, token) = (target.url.clone(), target.token.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let counter = if one_request(&client, &url, token.as_deref()).await {
+                        &ok
+                    } else {
+                        &failed
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.context("load task panicked")?;
+        }
+        // Measured to the last answer, not the nominal window: in-flight requests end late.
+        let elapsed = start.elapsed();
+        let (server_after, client_after) = self.cpu_times()?;
+        Ok(Window {
+            ok: ok.load(Ordering::Relaxed),
+            failed: failed.load(Ordering::Relaxed),
+            elapsed,
+            server_cpu: server_after.saturating_sub(server_before),
+            client_cpu: client_after.saturating_sub(client_before),
+        })
+    }
+
+    /// Median latency of one request at a time: the cost without any contention.
+    async fn single_request_median(&self, target: &Target) -> anyhow::Result<Duration> {
+        let mut samples = Vec::with_capacity(SINGLE_SAMPLES);
+        for _ in 0..SINGLE_SAMPLES {
+            let start = Instant::now();
+            if !one_request(&self.client, &target.url, target.token.as_deref()).await {
+                bail!(
+                    "{} failed during the single-request diagnosis",
+                    target.label
+                );
+            }
+            samples.push(start.elapsed());
+        }
+        Ok(median(&mut samples))
+    }
+}
+
+async fn one_request(client: &reqwest::Client, url: &str, token: Option<&str>) -> bool {
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    match request.send().await {
+        Ok(response) if response.status() == StatusCode::OK => {
+            response.bytes().await.is_ok_and(|body| !body.is_empty())
+        }
+        _ => false,
+    }
+}
+
+/// CPU shares are of one core: 200% is both cores of a 2-core machine.
+fn print_window(label: &str, which: &str, w: &Window) {
+    let secs = w.elapsed.as_secs_f64();
+    println!(
+        "{label} {which}: {:.0} req/s ({} ok, {} failed), server CPU {:.0}%, bench client CPU {:.0}%",
+        w.ok as f64 / secs,
+        w.ok,
+        w.failed,
+        100.0 * w.server_cpu.as_secs_f64() / secs,
+        100.0 * w.client_cpu.as_secs_f64() / secs,
+    );
 }
 
 async fn variables_throughput(api: &Api, project_id: i64, server_pid: u32) -> anyhow::Result<()> {
@@ -302,26 +417,13 @@ async fn variables_throughput(api: &Api, project_id: i64, server_pid: u32) -> an
     // One correct answer of each before measuring: a fast stream of errors is not throughput.
     preflight(api, &variables, &healthz).await?;
 
-    // A client of its own: a short timeout, and a pool warmed only by these requests.
-    let client = reqwest::Client::builder()
-        .timeout(LOAD_REQUEST_TIMEOUT)
-        .no_proxy()
-        .build()?;
-    let clk_tck = clock_ticks_per_second();
+    let load = Load::new(server_pid)?;
     let (mut a, mut b) = (Totals::default(), Totals::default());
-    // b, a, b, a: alternating so a slow drift (thermal, page cache, WAL) hits both alike.
+    // b, a, b, a: alternating so a slow drift (other processes, page cache, WAL) hits both.
     for round in 1..=2 {
         for (target, totals) in [(&healthz, &mut b), (&variables, &mut a)] {
-            let w = load_window(&client, target, server_pid, clk_tck).await?;
-            println!(
-                "{} window {round}/2: {:.0} req/s ({} ok, {} failed), server CPU {:.0}%, bench client CPU {:.0}%",
-                target.label,
-                w.ok as f64 / w.elapsed.as_secs_f64(),
-                w.ok,
-                w.failed,
-                100.0 * w.server_cpu.as_secs_f64() / w.elapsed.as_secs_f64(),
-                100.0 * w.client_cpu.as_secs_f64() / w.elapsed.as_secs_f64(),
-            );
+            let w = load.window(target).await?;
+            print_window(target.label, &format!("window {round}/2"), &w);
             totals.add(&w);
         }
     }
@@ -333,7 +435,7 @@ async fn variables_throughput(api: &Api, project_id: i64, server_pid: u32) -> an
         b.rate(),
     );
     if ratio < THROUGHPUT_RATIO_GOAL {
-        diagnose(&client, &variables, &healthz, &a, &b).await?;
+        diagnose(api, &load, [&healthz, &variables], [&b, &a]).await?;
     }
     Ok(())
 }
@@ -352,112 +454,61 @@ async fn preflight(api: &Api, variables: &Target, healthz: &Target) -> anyhow::R
     Ok(())
 }
 
-/// CONCURRENCY tasks hammer one endpoint until the window closes. A success is a 200 with a
-/// non-empty body, read in full (so the connection goes back to the pool).
-async fn load_window(
-    client: &reqwest::Client,
-    target: &Target,
-    server_pid: u32,
-    clk_tck: f64,
-) -> anyhow::Result<Window> {
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let server_before = cpu_time(&format!("/proc/{server_pid}/stat"), clk_tck)?;
-    let client_before = cpu_time("/proc/self/stat", clk_tck)?;
-    let start = Instant::now();
-    let deadline = start + WINDOW;
-    let mut tasks = Vec::with_capacity(CONCURRENCY);
-    for _ in 0..CONCURRENCY {
-        let (client, ok, failed) = (client.clone(), ok.clone(), failed.clone());
-        let (url, token) = (target.url.clone(), target.token.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let counter = if one_request(&client, &url, token.as_deref()).await {
-                    &ok
-                } else {
-                    &failed
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.context("load task panicked")?;
-    }
-    // Measured to the last answer, not the nominal window: in-flight requests finish late.
-    let elapsed = start.elapsed();
-    Ok(Window {
-        ok: ok.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
-        elapsed,
-        server_cpu: cpu_time(&format!("/proc/{server_pid}/stat"), clk_tck)? - server_before,
-        client_cpu: cpu_time("/proc/self/stat", clk_tck)? - client_before,
-    })
-}
-
-async fn one_request(client: &reqwest::Client, url: &str, token: Option<&str>) -> bool {
-    let mut request = client.get(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    match request.send().await {
-        Ok(response) if response.status() == StatusCode::OK => {
-            response.bytes().await.is_ok_and(|body| !body.is_empty())
-        }
-        _ => false,
-    }
-}
-
-/// Below goal: tells apart "the handler itself is slow" from "the load setup is the limit",
-/// using one request at a time (latency without contention) and server CPU per request.
+/// Below goal: splits the gap between `/healthz` and the variables endpoint into what bearer
+/// authentication adds (shared by every /api route) and what the variables handler adds, by
+/// also loading an authenticated handler that touches no state (`/external-services/types`).
 async fn diagnose(
-    client: &reqwest::Client,
-    variables: &Target,
-    healthz: &Target,
-    a: &Totals,
-    b: &Totals,
+    api: &Api,
+    load: &Load,
+    [healthz, variables]: [&Target; 2],
+    [healthz_totals, variables_totals]: [&Totals; 2],
 ) -> anyhow::Result<()> {
-    let single_a = single_request_median(client, variables).await?;
-    let single_b = single_request_median(client, healthz).await?;
-    let (cpu_a, cpu_b) = (a.server_cpu_per_request(), b.server_cpu_per_request());
-    println!(
-        "below goal: one request at a time, env variables median {} vs healthz {}; server CPU per request {} vs {}",
-        micros(single_a),
-        micros(single_b),
-        micros(cpu_a),
-        micros(cpu_b),
-    );
-    // The server saturating its CPU on the handler's own work shows as CPU per request; time
-    // spent waiting (state database, locks) shows as latency without matching CPU.
-    let extra_latency = single_a.saturating_sub(single_b);
-    let extra_cpu = cpu_a.saturating_sub(cpu_b);
-    let verdict = if single_a < single_b * 2 {
-        "alone, both cost about the same: the gap comes from the load setup (client and server share the CPUs)"
-    } else if extra_cpu * 2 >= extra_latency {
-        "the variables handler's own CPU work in the server dominates"
-    } else {
-        "the variables handler mostly waits (state database or locks) rather than computes"
+    let authed = Target {
+        label: "authenticated trivial handler",
+        url: format!("{}/external-services/types", api.base),
+        token: Some(api.token.clone()),
     };
-    println!("below goal: {verdict}");
-    Ok(())
-}
-
-async fn single_request_median(
-    client: &reqwest::Client,
-    target: &Target,
-) -> anyhow::Result<Duration> {
-    let mut samples = Vec::with_capacity(SINGLE_SAMPLES);
-    for _ in 0..SINGLE_SAMPLES {
-        let start = Instant::now();
-        if !one_request(client, &target.url, target.token.as_deref()).await {
-            bail!(
-                "{} failed during the single-request diagnosis",
-                target.label
-            );
-        }
-        samples.push(start.elapsed());
+    if !one_request(&load.client, &authed.url, authed.token.as_deref()).await {
+        bail!("GET {} did not answer 200 with a body", authed.url);
     }
-    Ok(median(&mut samples))
+    let w = load.window(&authed).await?;
+    print_window(authed.label, "window (diagnosis)", &w);
+    let mut authed_totals = Totals::default();
+    authed_totals.add(&w);
+
+    let [per_healthz, per_authed, per_variables] =
+        [healthz_totals, &authed_totals, variables_totals].map(Totals::time_per_request);
+    let auth_adds = per_authed.saturating_sub(per_healthz);
+    let handler_adds = per_variables.saturating_sub(per_authed);
+    println!(
+        "below goal: time per request under load: healthz {}, authenticated trivial {} (auth adds {}), env variables {} (its handler adds {})",
+        micros(per_healthz),
+        micros(per_authed),
+        micros(auth_adds),
+        micros(per_variables),
+        micros(handler_adds),
+    );
+    let [cpu_healthz, cpu_authed, cpu_variables] =
+        [healthz_totals, &authed_totals, variables_totals].map(Totals::server_cpu_per_request);
+    println!(
+        "below goal: server CPU per request under load: healthz {}, authenticated trivial {}, env variables {}",
+        micros(cpu_healthz),
+        micros(cpu_authed),
+        micros(cpu_variables),
+    );
+    println!(
+        "below goal: one request at a time (median of {SINGLE_SAMPLES}): healthz {}, authenticated trivial {}, env variables {}",
+        micros(load.single_request_median(healthz).await?),
+        micros(load.single_request_median(&authed).await?),
+        micros(load.single_request_median(variables).await?),
+    );
+    let dominant = if auth_adds >= handler_adds {
+        "bearer-token authentication (shared by every /api route)"
+    } else {
+        "the variables handler's own work"
+    };
+    println!("below goal: {dominant} dominates");
+    Ok(())
 }
 
 /// utime + stime of a process from its `/proc/<pid>/stat`.
@@ -580,15 +631,14 @@ async fn create_service(api: &Api, name: &str) -> anyhow::Result<PgService> {
 }
 
 /// `force` unlinks the bench projects first; `wait` returns once container and volume are gone.
+/// Success is 204, or 200 with a note listing what `force` unlinked.
 async fn delete_service(api: &Api, id: i64) -> anyhow::Result<()> {
-    api.expect(
-        StatusCode::NO_CONTENT,
-        Method::DELETE,
-        &format!("/external-services/{id}?force=true&wait=true"),
-        None,
-    )
-    .await
-    .map(drop)
+    let url = format!("{}/external-services/{id}?force=true&wait=true", api.base);
+    let (status, body) = api.send_url(Method::DELETE, &url, true).await?;
+    if status != StatusCode::NO_CONTENT && status != StatusCode::OK {
+        bail!("DELETE service {id}: expected 204 or 200, got {status}: {body}");
+    }
+    Ok(())
 }
 
 /// Parameters are strings in the API; accept a number too rather than fail on a format detail.

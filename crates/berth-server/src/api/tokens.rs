@@ -88,12 +88,24 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>
     params(("id" = i64, Path, description = "Token id")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 409, description = "The token authenticating this request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn revoke(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+/// Revoking the token the request itself uses is refused: it would lock the caller out
+/// (revoke it with another token).
+pub async fn revoke(
+    State(state): State<AppState>,
+    axum::Extension(current): axum::Extension<super::auth::AuthenticatedToken>,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
+    if current.0 == id {
+        return Err(ApiError::conflict(
+            "this is the token authenticating the request; revoke it with another token",
+        ));
+    }
     if state.store.revoke_token(id).await? {
         tracing::info!(token_id = id, "API token revoked");
         Ok(StatusCode::NO_CONTENT)

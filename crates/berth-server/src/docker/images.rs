@@ -9,6 +9,8 @@ use futures_util::{Stream, StreamExt};
 
 use super::{DockerClient, DockerError, DockerResult};
 
+const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One line of build output, forwarded to whoever shows progress.
 #[derive(Debug, Clone)]
 pub struct BuildProgress(pub String);
@@ -121,8 +123,20 @@ impl DockerClient {
 }
 
 impl DockerClient {
-    /// Pulls an image from its registry (fails fast where no registry is reachable).
+    /// Pulls an image from its registry, giving up after `PULL_TIMEOUT` (an unreachable
+    /// registry can otherwise keep a request waiting on DNS and TCP timeouts).
     pub async fn pull_image(&self, image: &str) -> DockerResult<()> {
+        tokio::time::timeout(PULL_TIMEOUT, self.pull_image_inner(image))
+            .await
+            .map_err(|_| {
+                DockerError::Other(format!(
+                    "no answer from the registry within {}s",
+                    PULL_TIMEOUT.as_secs()
+                ))
+            })?
+    }
+
+    async fn pull_image_inner(&self, image: &str) -> DockerResult<()> {
         let docker = self.get().await?;
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Fuzzes the live API from its own OpenAPI document with schemathesis: a real `berth serve`
+# with real Docker, authenticated, bounded in examples and time. Fails on any 5xx, any response
+# that breaks its documented schema, or a request that hangs past the timeout.
+#
+#   scripts/fuzz.sh                        # short run (what CI does)
+#   FUZZ_EXAMPLES=200 FUZZ_MAX_TIME=3600 scripts/fuzz.sh   # long run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EXAMPLES="${FUZZ_EXAMPLES:-15}"
+MAX_TIME="${FUZZ_MAX_TIME:-600}"
+BIN="${CARGO_TARGET_DIR:-target}/debug/berth"
+SCHEMATHESIS_VERSION=4.32.5
+
+if ! command -v st >/dev/null || ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    python3 -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+[ -x "$BIN" ] || cargo build --bin berth
+
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+BERTH_DATA_DIR="$work/data" "$BIN" serve --listen "127.0.0.1:$port" >"$work/berth.log" 2>&1 &
+pid=$!
+
+cleanup() {
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [ -f "$work/data/instance-id" ]; then
+        label="label=berth.instance=$(cat "$work/data/instance-id")"
+        docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
+        docker volume ls -q --filter "$label" | xargs -r docker volume rm -f >/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+    sleep 0.1
+done
+token="$(cat "$work/data/admin-token")"
+curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/openapi.json" >"$work/openapi.json"
+
+set +e
+st run "$work/openapi.json" \
+    --url "http://127.0.0.1:$port" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,ignored_auth \
+    --max-examples "$EXAMPLES" \
+    --max-time "$MAX_TIME" \
+    --request-timeout 180 \
+    --workers 1 \
+    --generation-database none \
+    --seed 1 \
+    --no-color
+status=$?
+set -e
+rss_kb="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"
+echo "berth serve RSS after the fuzz run: $((rss_kb / 1024)) MB"
+if grep -q "panicked" "$work/berth.log"; then
+    echo "berth serve panicked during the fuzz run:" >&2
+    grep -A5 panicked "$work/berth.log" >&2
+    status=1
+fi
+exit "$status"
