@@ -35,6 +35,39 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             .await;
     }
     secrets.push(berth.token.clone());
+    // Link both to a project: tenant passwords are secrets too.
+    let (_, project) = berth
+        .call(reqwest::Method::POST, "/api/projects", Some(json!({"name": unique("secproj"), "environments": ["production", "staging"]})))
+        .await;
+    let project_id = project["id"].as_i64().unwrap();
+    for svc in [&pg, &rd] {
+        let (status, body) = berth
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/external-services/{}/projects", svc["id"]),
+                Some(json!({"project_id": project_id})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        for env in ["production", "staging"] {
+            let (_, vars) = berth
+                .get(&format!("/api/external-services/{}/projects/{project_id}/environment?environment={env}", svc["id"]))
+                .await;
+            for (name, value) in vars.as_object().unwrap() {
+                if name.ends_with("PASSWORD") {
+                    secrets.push(value.as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    assert_eq!(secrets.len(), 3 + 4, "two admin passwords, the token, four tenant passwords");
+    let mut previews = String::new();
+    for svc in [&pg, &rd] {
+        let (_, masked) = berth.get(&format!("/api/external-services/{}/preview-environment-masked", svc["id"])).await;
+        let (_, links) = berth.get(&format!("/api/external-services/{}/projects", svc["id"])).await;
+        previews.push_str(&masked.to_string());
+        previews.push_str(&links.to_string());
+    }
 
     let (_, list) = berth.get("/api/external-services").await;
     let (_, one) = berth
@@ -71,6 +104,21 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             "a secret is in the debug log"
         );
     }
+    let cli_links = Command::new(BIN)
+        .args(["service", "links", pg["name"].as_str().unwrap()])
+        .env("BERTH_API_URL", berth.url(""))
+        .env("BERTH_DATA_DIR", &berth.data_dir)
+        .output()
+        .unwrap();
+    assert!(cli_links.status.success());
+    for (i, secret) in secrets.iter().enumerate() {
+        if i == 2 {
+            continue; // the token: sent by the CLI, never printed
+        }
+        assert!(!previews.contains(secret.as_str()), "a preview or link listing leaks a password");
+        assert!(!contains(&cli_links.stdout, secret), "`service links` prints a password");
+        assert!(!list.to_string().contains(secret.as_str()), "list response leaks a password");
+    }
     for secret in &secrets[..2] {
         assert!(
             !list.to_string().contains(secret.as_str()),
@@ -93,6 +141,8 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
     for svc in [&pg, &rd] {
-        berth.delete_service(svc["id"].as_i64().unwrap()).await;
+        let path = format!("/api/external-services/{}?force=true&wait=true", svc["id"]);
+        let (status, _) = berth.call(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, reqwest::StatusCode::OK);
     }
 }
