@@ -368,3 +368,24 @@ async fn projects_have_environments_and_validate_slugs() {
     let (status, _) = berth.get(&format!("/api/projects/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Fuzz finding: deleting with `?keep_data=true` then creating the same name adopted the old
+/// volume, whose data had other credentials, and the create hung until the readiness timeout.
+#[tokio::test]
+async fn kept_volume_blocks_a_new_service_of_the_same_name() {
+    let berth = Berth::start().await;
+    let name = unique("kept");
+    let svc = berth.create("redis", &name, json!({})).await;
+    let id = svc["id"].as_i64().unwrap();
+    let (status, _) = berth
+        .call(Method::DELETE, &format!("/api/external-services/{id}?keep_data=true&wait=true"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let volume = svc["volume_name"].as_str().unwrap();
+    assert!(volume_exists(volume), "keep_data keeps the volume");
+    let (status, body) = create_raw(&berth, json!({"name": name, "service_type": "redis"})).await;
+    assert_problem(status, &body, StatusCode::CONFLICT, volume);
+    assert_eq!(service_count(&berth).await, 0);
+    docker(&["volume", "rm", volume]);
+    berth.create("redis", &name, json!({})).await;
+}

@@ -55,6 +55,15 @@ impl ServiceManager {
             }
             self.assign_ports(engine, &mut params, &request.parameters, None)
                 .await?;
+            let volume = names::volume_name(engine.service_type(), &request.name);
+            if self.docker.volume_exists(&volume).await? {
+                // Kept from a deleted service (`?keep_data=true`): its data was written with
+                // other credentials, so adopting it would never become ready.
+                return Err(ManagerError::Conflict(format!(
+                    "volume {volume} already exists (data kept from a deleted service?); remove it with \
+                     `docker volume rm {volume}` or choose another name"
+                )));
+            }
             let (public, secret): (Parameters, Parameters) = params
                 .into_iter()
                 .partition(|(k, _)| !engine.params().iter().any(|s| s.name == k && s.is_secret()));
