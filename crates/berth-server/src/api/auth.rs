@@ -33,10 +33,8 @@ pub async fn require_token(
         .authenticate_token(&secrets::hash_token(&token))
         .await
     {
-        Ok(Some(authenticated)) => {
-            request
-                .extensions_mut()
-                .insert(AuthenticatedToken(authenticated.id));
+        Ok(Some(id)) => {
+            request.extensions_mut().insert(AuthenticatedToken(id));
             next.run(request).await
         }
         Ok(None) => ApiError::unauthorized("invalid or revoked token").into_response(),

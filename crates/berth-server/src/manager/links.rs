@@ -38,7 +38,7 @@ pub struct LinkView {
 }
 
 /// Which address variables point at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressKind {
     /// Container name and internal port on the Docker network (deployments).
     Network,
@@ -386,6 +386,14 @@ impl ServiceManager {
         environment: &str,
         kind: AddressKind,
     ) -> ManagerResult<BTreeMap<String, String>> {
+        // Deployers poll this; it is served from memory until the state changes.
+        let generation = self.store.generation();
+        let key = (project_id, environment.to_string(), kind);
+        if let Some((cached_at, vars)) = self.variables_cache.lock().expect("variables cache").get(&key)
+            && *cached_at == generation
+        {
+            return Ok(vars.clone());
+        }
         let project = self.project(project_id).await?;
         find_environment(&project, environment)?;
         let mut vars = BTreeMap::new();
@@ -395,6 +403,10 @@ impl ServiceManager {
                     .await?,
             );
         }
+        self.variables_cache
+            .lock()
+            .expect("variables cache")
+            .insert(key, (generation, vars.clone()));
         Ok(vars)
     }
 

@@ -48,9 +48,13 @@ pub struct ServiceManager {
     /// Per-service locks serialising tenant allocation (links wait instead of failing).
     link_locks: StdMutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     pub metrics: crate::metrics::Metrics,
+    /// Rendered project variables, valid while the store's write generation is unchanged.
+    variables_cache: StdMutex<VariablesCache>,
     /// Set by SIGTERM: no new operation starts; running ones finish or are parked.
     shutting_down: std::sync::atomic::AtomicBool,
 }
+
+type VariablesCache = HashMap<(i64, String, AddressKind), (u64, std::collections::BTreeMap<String, String>)>;
 
 /// How long a user operation waits for a reconciler pass to let go of a service.
 const RECONCILER_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -105,6 +109,7 @@ impl ServiceManager {
             port_lock: tokio::sync::Mutex::new(()),
             link_locks: StdMutex::new(HashMap::new()),
             metrics: Default::default(),
+            variables_cache: Default::default(),
             shutting_down: Default::default(),
         })
     }

@@ -131,6 +131,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 
@@ -139,6 +140,7 @@ impl Store {
             .bind(tenant_id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
@@ -158,6 +160,7 @@ impl Store {
         .bind(now())
         .fetch_one(&self.pool)
         .await?;
+        self.changed();
         Ok(link_from_row(&row)?)
     }
 
@@ -167,6 +170,7 @@ impl Store {
             .bind(project_id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(done.rows_affected() > 0)
     }
 

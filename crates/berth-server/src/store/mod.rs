@@ -10,6 +10,8 @@ mod services;
 mod tokens;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::str::FromStr;
 
 use berth_core::secrets::SecretBox;
@@ -39,6 +41,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     secrets: SecretBox,
+    /// Bumped after every committed write to services, projects, links, tenants or tokens, so
+    /// read caches (token checks, injected variables) know when they are stale. Berth is the
+    /// only writer of its state database, so an in-process counter is enough.
+    generation: Arc<AtomicU64>,
+    token_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, tokens::CachedToken>>>,
 }
 
 /// RFC 3339 "now", the format every timestamp column holds.
@@ -80,7 +87,12 @@ impl Store {
         } else {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         }
-        Ok(Self { pool, secrets })
+        Ok(Self {
+            pool,
+            secrets,
+            generation: Arc::new(AtomicU64::new(0)),
+            token_cache: Default::default(),
+        })
     }
 
     /// `sqlite://{dir}/berth.db?mode=rwc`, the default state location.
@@ -90,6 +102,15 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The current write generation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -53,6 +53,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.changed();
         Ok(self.project(id).await?.expect("just inserted"))
     }
 
@@ -71,6 +72,7 @@ impl Store {
         .bind(now())
         .execute(&self.pool)
         .await?;
+        self.changed();
         Ok(())
     }
 
@@ -109,6 +111,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.changed();
         Ok(done.rows_affected() > 0)
     }
 

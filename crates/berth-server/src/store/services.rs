@@ -107,6 +107,7 @@ impl Store {
         let service = self.service_from_row(&row)?;
         let op = insert_operation_in(&mut tx, service.id, OpKind::Create, payload).await?;
         tx.commit().await?;
+        self.changed();
         Ok((service, op))
     }
 
@@ -144,6 +145,7 @@ impl Store {
         }
         let op = insert_operation_in(&mut tx, service_id, kind, payload).await?;
         tx.commit().await?;
+        self.changed();
         Ok(op)
     }
 
@@ -175,6 +177,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
@@ -185,6 +188,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
@@ -199,6 +203,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 
@@ -207,6 +212,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changed();
         Ok(())
     }
 }

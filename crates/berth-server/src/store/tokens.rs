@@ -4,6 +4,18 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreResult, now, optional};
+use super::now as now_text;
+
+/// How often `last_used_at` is written for a token in steady use.
+const LAST_USED_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A token known to be live at `generation`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CachedToken {
+    generation: u64,
+    id: i64,
+    last_used_written: std::time::Instant,
+}
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
@@ -43,27 +55,55 @@ impl Store {
         .bind(now())
         .fetch_one(&self.pool)
         .await?;
+        self.changed();
         Ok(from_row(&row)?)
     }
 
-    /// The live (not revoked) token with this hash, if any; records its use.
-    pub async fn authenticate_token(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
-        let found = optional(
-            sqlx::query(AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
-            )))
-            .bind(token_hash)
-            .fetch_one(&self.pool)
-            .await,
-        )?;
-        let Some(row) = found else { return Ok(None) };
-        let token = from_row(&row)?;
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now())
-            .bind(token.id)
-            .execute(&self.pool)
-            .await?;
-        Ok(Some(token))
+    /// The id of the live (not revoked) token with this hash, if any. Answers from a cache
+    /// while no token was created or revoked since (the write generation is unchanged), and
+    /// records `last_used_at` at most once a minute per token: checking a token must not cost
+    /// a database write on every request.
+    pub async fn authenticate_token(&self, token_hash: &str) -> StoreResult<Option<i64>> {
+        let generation = self.generation();
+        let now = std::time::Instant::now();
+        let cached = self
+            .token_cache
+            .lock()
+            .expect("token cache")
+            .get(token_hash)
+            .filter(|c| c.generation == generation)
+            .copied();
+        let (id, record_use) = match cached {
+            Some(c) => (c.id, now.duration_since(c.last_used_written) >= LAST_USED_RESOLUTION),
+            None => {
+                let found = optional(
+                    sqlx::query("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+                        .bind(token_hash)
+                        .fetch_one(&self.pool)
+                        .await,
+                )?;
+                let Some(row) = found else { return Ok(None) };
+                (row.try_get("id")?, true)
+            }
+        };
+        if record_use {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now_text())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        let mut cache = self.token_cache.lock().expect("token cache");
+        let entry = cache.entry(token_hash.to_string()).or_insert(CachedToken {
+            generation,
+            id,
+            last_used_written: now,
+        });
+        entry.generation = generation;
+        if record_use {
+            entry.last_used_written = now;
+        }
+        Ok(Some(id))
     }
 
     pub async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
@@ -84,6 +124,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.changed();
         Ok(done.rows_affected() > 0)
     }
 }
