@@ -378,7 +378,11 @@ async fn kept_volume_blocks_a_new_service_of_the_same_name() {
     let svc = berth.create("redis", &name, json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     let (status, _) = berth
-        .call(Method::DELETE, &format!("/api/external-services/{id}?keep_data=true&wait=true"), None)
+        .call(
+            Method::DELETE,
+            &format!("/api/external-services/{id}?keep_data=true&wait=true"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let volume = svc["volume_name"].as_str().unwrap();
@@ -388,4 +392,90 @@ async fn kept_volume_blocks_a_new_service_of_the_same_name() {
     assert_eq!(service_count(&berth).await, 0);
     docker(&["volume", "rm", volume]);
     berth.create("redis", &name, json!({})).await;
+}
+
+/// The fuzzer's edge cases, pinned: nesting, content types, unicode and NUL, numeric strings.
+#[tokio::test]
+async fn hostile_bodies_get_problem_json() {
+    let berth = Berth::start().await;
+    let http = reqwest::Client::new();
+    let post = |body: String, content_type: &'static str| {
+        http.post(berth.url("/api/external-services"))
+            .bearer_auth(&berth.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    for (body, content_type, expected) in [
+        (nested, "application/json", StatusCode::BAD_REQUEST),
+        (
+            "{\"name\":\"x\"}".to_string(),
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "name=x".to_string(),
+            "application/x-www-form-urlencoded",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        ("".to_string(), "application/json", StatusCode::BAD_REQUEST),
+        (
+            "null".to_string(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let resp = post(body, content_type).await.unwrap();
+        assert_eq!(resp.status(), expected);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    for name in [
+        "caf\u{e9}",
+        "nul\u{0}byte",
+        "\u{1F600}",
+        "tab\there",
+        "x\u{202e}y",
+    ] {
+        let (status, body) =
+            create_raw(&berth, json!({"name": name, "service_type": "redis"})).await;
+        assert_problem(status, &body, StatusCode::BAD_REQUEST, "invalid");
+    }
+    for password in ["has\u{0}nul-char", "short", "with space inside"] {
+        let (status, body) = create_raw(
+            &berth,
+            json!({"name": "pw-edge", "service_type": "redis", "parameters": {"password": password}}),
+        )
+        .await;
+        assert_problem(status, &body, StatusCode::BAD_REQUEST, "password");
+    }
+    for port in [
+        "0",
+        "65536",
+        "-1",
+        "01",
+        "1e3",
+        "0x10",
+        " 80",
+        "99999999999999999999",
+    ] {
+        let (status, body) = create_raw(
+            &berth,
+            json!({"name": "port-edge", "service_type": "redis", "parameters": {"port": port}}),
+        )
+        .await;
+        assert_problem(status, &body, StatusCode::BAD_REQUEST, "port");
+    }
+    for (path, body) in [
+        ("/api/projects", json!({"name": "p\u{0}"})),
+        ("/api/tokens", json!({"name": "t\u{0}"})),
+        (
+            "/api/projects",
+            json!({"name": "ok", "environments": ["bad\u{0}env"]}),
+        ),
+    ] {
+        let (status, problem) = berth.call(Method::POST, path, Some(body)).await;
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "");
+    }
+    assert_eq!(service_count(&berth).await, 0);
 }

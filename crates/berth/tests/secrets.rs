@@ -37,7 +37,11 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
     secrets.push(berth.token.clone());
     // Link both to a project: tenant passwords are secrets too.
     let (_, project) = berth
-        .call(reqwest::Method::POST, "/api/projects", Some(json!({"name": unique("secproj"), "environments": ["production", "staging"]})))
+        .call(
+            reqwest::Method::POST,
+            "/api/projects",
+            Some(json!({"name": unique("secproj"), "environments": ["production", "staging"]})),
+        )
         .await;
     let project_id = project["id"].as_i64().unwrap();
     for svc in [&pg, &rd] {
@@ -51,7 +55,10 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
         for env in ["production", "staging"] {
             let (_, vars) = berth
-                .get(&format!("/api/external-services/{}/projects/{project_id}/environment?environment={env}", svc["id"]))
+                .get(&format!(
+                    "/api/external-services/{}/projects/{project_id}/environment?environment={env}",
+                    svc["id"]
+                ))
                 .await;
             for (name, value) in vars.as_object().unwrap() {
                 if name.ends_with("PASSWORD") {
@@ -60,11 +67,22 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             }
         }
     }
-    assert_eq!(secrets.len(), 3 + 4, "two admin passwords, the token, four tenant passwords");
+    assert_eq!(
+        secrets.len(),
+        3 + 4,
+        "two admin passwords, the token, four tenant passwords"
+    );
     let mut previews = String::new();
     for svc in [&pg, &rd] {
-        let (_, masked) = berth.get(&format!("/api/external-services/{}/preview-environment-masked", svc["id"])).await;
-        let (_, links) = berth.get(&format!("/api/external-services/{}/projects", svc["id"])).await;
+        let (_, masked) = berth
+            .get(&format!(
+                "/api/external-services/{}/preview-environment-masked",
+                svc["id"]
+            ))
+            .await;
+        let (_, links) = berth
+            .get(&format!("/api/external-services/{}/projects", svc["id"]))
+            .await;
         previews.push_str(&masked.to_string());
         previews.push_str(&links.to_string());
     }
@@ -115,9 +133,18 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         if i == 2 {
             continue; // the token: sent by the CLI, never printed
         }
-        assert!(!previews.contains(secret.as_str()), "a preview or link listing leaks a password");
-        assert!(!contains(&cli_links.stdout, secret), "`service links` prints a password");
-        assert!(!list.to_string().contains(secret.as_str()), "list response leaks a password");
+        assert!(
+            !previews.contains(secret.as_str()),
+            "a preview or link listing leaks a password"
+        );
+        assert!(
+            !contains(&cli_links.stdout, secret),
+            "`service links` prints a password"
+        );
+        assert!(
+            !list.to_string().contains(secret.as_str()),
+            "list response leaks a password"
+        );
     }
     for secret in &secrets[..2] {
         assert!(

@@ -389,7 +389,11 @@ impl ServiceManager {
         // Deployers poll this; it is served from memory until the state changes.
         let generation = self.store.generation();
         let key = (project_id, environment.to_string(), kind);
-        if let Some((cached_at, vars)) = self.variables_cache.lock().expect("variables cache").get(&key)
+        if let Some((cached_at, vars)) = self
+            .variables_cache
+            .lock()
+            .expect("variables cache")
+            .get(&key)
             && *cached_at == generation
         {
             return Ok(vars.clone());

@@ -54,7 +54,8 @@ pub struct ServiceManager {
     shutting_down: std::sync::atomic::AtomicBool,
 }
 
-type VariablesCache = HashMap<(i64, String, AddressKind), (u64, std::collections::BTreeMap<String, String>)>;
+type VariablesCache =
+    HashMap<(i64, String, AddressKind), (u64, std::collections::BTreeMap<String, String>)>;
 
 /// How long a user operation waits for a reconciler pass to let go of a service.
 const RECONCILER_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -10,9 +10,9 @@ mod services;
 mod tokens;
 
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::str::FromStr;
 
 use berth_core::secrets::SecretBox;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -3,8 +3,8 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreResult, now, optional};
 use super::now as now_text;
+use super::{Store, StoreResult, now, optional};
 
 /// How often `last_used_at` is written for a token in steady use.
 const LAST_USED_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(60);
@@ -74,13 +74,18 @@ impl Store {
             .filter(|c| c.generation == generation)
             .copied();
         let (id, record_use) = match cached {
-            Some(c) => (c.id, now.duration_since(c.last_used_written) >= LAST_USED_RESOLUTION),
+            Some(c) => (
+                c.id,
+                now.duration_since(c.last_used_written) >= LAST_USED_RESOLUTION,
+            ),
             None => {
                 let found = optional(
-                    sqlx::query("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-                        .bind(token_hash)
-                        .fetch_one(&self.pool)
-                        .await,
+                    sqlx::query(
+                        "SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(token_hash)
+                    .fetch_one(&self.pool)
+                    .await,
                 )?;
                 let Some(row) = found else { return Ok(None) };
                 (row.try_get("id")?, true)
