@@ -51,7 +51,7 @@ results="$(mktemp)"
 cargo test --workspace --lib --bins --tests -- --test-threads=1 2>&1 | tee "$results"
 
 log "API fuzzing (short and bounded; FUZZ_EXAMPLES / FUZZ_MAX_TIME for a long run)"
-scripts/fuzz.sh
+FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-10}" FUZZ_MAX_TIME="${FUZZ_MAX_TIME:-300}" scripts/fuzz.sh
 
 passed=$(grep -Eo '[0-9]+ passed' "$results" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$results" | awk '{s+=$1} END {print s+0}')

@@ -180,26 +180,94 @@ pub fn validate_value(spec: &ParamSpec, value: &str) -> Result<(), ParamError> {
     Ok(())
 }
 
-/// A Docker image reference: `[registry/]repo[:tag][@digest]` with the characters Docker allows.
+/// A Docker image reference, `[registry[:port]/]path[:tag][@digest]`, checked against Docker's
+/// grammar (path components lowercase, tags `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`), so Docker
+/// never has to reject what we accepted.
 pub fn validate_image(value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 255
-        && value
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && value.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
-                || b.is_ascii_uppercase()
-        })
-        && !value.contains("//");
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{value:?} is not a valid Docker image reference"))
+    let bad = || format!("{value:?} is not a valid Docker image reference");
+    if value.is_empty() || value.len() > 255 {
+        return Err(bad());
     }
+    let (name_tag, digest) = match value.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (value, None),
+    };
+    if let Some(digest) = digest {
+        let (algo, hex) = digest.split_once(':').ok_or_else(bad)?;
+        let algo_ok = !algo.is_empty()
+            && algo
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b));
+        if !algo_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+    }
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => (
+            &name_tag[..last_slash + i],
+            Some(&name_tag[last_slash + i + 1..]),
+        ),
+        None => (name_tag, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !ok {
+            return Err(bad());
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    if components.len() > 1 {
+        let first = components[0];
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            let (host, port) = match first.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            let port_ok = port.is_none_or(|p| {
+                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !host_ok || !port_ok {
+                return Err(bad());
+            }
+            components.remove(0);
+        }
+    }
+    let component_ok = |c: &str| {
+        // [a-z0-9]+ separated by single '.', '_', '__' or runs of '-'.
+        !c.is_empty()
+            && c.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && c.bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && !c.contains("..")
+            && !c.contains("___")
+    };
+    if components.is_empty() || !components.iter().all(|c| component_ok(c)) {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// The major version in an image tag: `postgres:15.4-bookworm` -> 15. `None` when the tag
@@ -298,8 +366,32 @@ mod tests {
         assert_eq!(image_major("localhost:5000/postgres:16.2"), Some(16));
         assert_eq!(image_major("postgres"), None);
         assert_eq!(image_major("postgres:latest"), None);
-        assert!(validate_image("berth/postgres:15").is_ok());
-        assert!(validate_image("a b").is_err());
-        assert!(validate_image("x;rm").is_err());
+        for ok in [
+            "berth/postgres:15",
+            "postgres",
+            "gotempsh/postgres-walg:18-bookworm",
+            "localhost:5000/team/app:V1.2_rc",
+            "Registry.Example.com/x/y:latest",
+            "rustfs/rustfs:1.0.0-alpha.78",
+            "redis@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(validate_image(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a b",
+            "x;rm",
+            "COM1",
+            "Upper/case:1",
+            "a//b",
+            "a:",
+            ":tag",
+            "a:-x",
+            "-a",
+            "a/",
+            "a@sha256:xyz",
+            "a..b",
+        ] {
+            assert!(validate_image(bad).is_err(), "{bad}");
+        }
     }
 }

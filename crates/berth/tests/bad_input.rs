@@ -126,6 +126,12 @@ async fn invalid_creates_are_refused_and_leave_nothing() {
             StatusCode::BAD_REQUEST,
             "docker_image",
         ),
+        // Fuzz finding: Docker rejects uppercase repositories; so do we, before calling it.
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"docker_image": "COM1"}}),
+            StatusCode::BAD_REQUEST,
+            "docker_image",
+        ),
         (
             json!({"name": "ok-name", "service_type": "postgres", "unknown_field": 1}),
             StatusCode::BAD_REQUEST,
@@ -477,5 +483,17 @@ async fn hostile_bodies_get_problem_json() {
         let (status, problem) = berth.call(Method::POST, path, Some(body)).await;
         assert_problem(status, &problem, StatusCode::BAD_REQUEST, "");
     }
+    // Fuzz finding: an unparsable `wait` is a documented 400 on every long operation.
+    for path in [
+        "/api/external-services/1/start?wait=0.4",
+        "/api/external-services/1/stop?wait=x",
+    ] {
+        let (status, problem) = berth.call(Method::POST, path, None).await;
+        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "wait");
+    }
+    let (status, problem) = berth
+        .call(Method::DELETE, "/api/external-services/1?wait=-2", None)
+        .await;
+    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "wait");
     assert_eq!(service_count(&berth).await, 0);
 }

@@ -28,6 +28,9 @@ pub enum DockerError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Docker refused the request as malformed (in practice: user input it did not accept).
+    #[error("Docker refused the request: {0}")]
+    BadRequest(String),
     #[error("Docker error: {0}")]
     Other(String),
 }
@@ -46,6 +49,10 @@ impl From<bollard::errors::Error> for DockerError {
                 status_code: 409,
                 message,
             } => DockerError::Conflict(message),
+            E::DockerResponseServerError {
+                status_code: 400,
+                message,
+            } => DockerError::BadRequest(message),
             E::DockerResponseServerError {
                 status_code,
                 message,

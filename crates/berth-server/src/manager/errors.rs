@@ -55,6 +55,7 @@ impl From<DockerError> for ManagerError {
             )),
             DockerError::NotFound(msg) => ManagerError::NotFound(msg),
             DockerError::Conflict(msg) => ManagerError::Conflict(msg),
+            DockerError::BadRequest(msg) => ManagerError::BadRequest(msg),
             DockerError::Other(msg) => ManagerError::Internal(msg),
         }
     }

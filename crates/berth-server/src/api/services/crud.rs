@@ -165,6 +165,7 @@ pub struct DeleteQuery {
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 204, description = "Deleted (?wait=true)"),
         (status = 200, description = "Deleted (?wait=true&force=true), with what was unlinked", body = DeleteNote),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),

@@ -22,6 +22,7 @@ use crate::manager::HealthReport;
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 200, description = "Running (?wait=true)", body = ServiceView),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
@@ -48,6 +49,7 @@ pub async fn start(
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 200, description = "Stopped (?wait=true)", body = ServiceView),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
