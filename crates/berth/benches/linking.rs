@@ -11,22 +11,25 @@
 //! missing, never pulled. It only prints: the goals are for a human to read.
 //!
 //! The process setup (temp data dir, spawning the server, reading the admin token, cleanup
-//! guard) is copied from `benches/provision.rs` so both benches measure the same way.
+//! guard) is shared with `benches/provision.rs` through `benches/support` so both benches
+//! measure the same way.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod support;
+
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const IMAGE: &str = "berth/postgres:15";
+use support::{
+    Api, Cleanup, IMAGE_BUILD_TIMEOUT, ensure_image, free_port, median, param_port, random_hex,
+    reps_from_env, spawn_server,
+};
+
 const DEFAULT_REPS: usize = 20;
 /// Client tasks sharing one HTTP client during a throughput window.
 const CONCURRENCY: usize = 16;
@@ -39,27 +42,17 @@ const LINK_RATIO_GOAL: f64 = 1.5;
 const LINK_ABSOLUTE_GOAL: Duration = Duration::from_millis(300);
 const THROUGHPUT_RATIO_GOAL: f64 = 0.5;
 
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// HTTP requests with `?wait=true` block for the whole operation, readiness included.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
 /// Requests under load are tiny; a stuck one must not stretch a window by minutes.
 const LOAD_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const HEALTHZ_TIMEOUT: Duration = Duration::from_secs(60);
 const PSQL_TIMEOUT: Duration = Duration::from_secs(60);
-const DOCKER_TIMEOUT: Duration = Duration::from_secs(60);
-const IMAGE_BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Time the server gets to exit on SIGTERM before it is killed.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
-    let reps = reps_from_env()?;
+    let reps = reps_from_env(DEFAULT_REPS)?;
     let run_id = random_hex(8);
     // The guard owns everything that must go away however the bench ends (error or panic).
-    let mut cleanup = Cleanup {
-        server: None,
-        service_name: service_name(&run_id),
-        data_dir: tempfile::tempdir().context("creating the data directory")?,
-    };
+    // The raw roles and databases live inside the service's container and go with it.
+    let mut cleanup = Cleanup::new(tempfile::tempdir().context("creating the data directory")?);
+    cleanup.add_postgres_service(&service_name(&run_id));
     let runtime = tokio::runtime::Runtime::new()?;
     // A global bound on top of the per-step ones: image build, service create, a slot per rep,
     // the throughput windows and cleanup.
@@ -82,7 +75,7 @@ async fn bench(cleanup: &mut Cleanup, reps: usize, run_id: &str) -> anyhow::Resu
     let api = Api::connect(listen_port, &data_dir, cleanup).await?;
     let server_pid = cleanup.server.as_ref().map(Child::id).unwrap_or_default();
 
-    let service = create_service(&api, &cleanup.service_name).await?;
+    let service = create_service(&api, &service_name(run_id)).await?;
     let measured = measure(&api, &service, server_pid, reps, run_id).await;
     let deleted = delete_service(&api, service.id).await;
     measured?;
@@ -98,16 +91,6 @@ async fn measure(
 ) -> anyhow::Result<()> {
     let linked_project = link_latency(api, service, reps, run_id).await?;
     variables_throughput(api, linked_project, server_pid).await
-}
-
-fn reps_from_env() -> anyhow::Result<usize> {
-    match std::env::var("BENCH_REPS") {
-        Ok(value) => match value.trim().parse() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => bail!("BENCH_REPS must be a positive integer, got {value:?}"),
-        },
-        Err(_) => Ok(DEFAULT_REPS),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,10 +386,9 @@ fn print_window(label: &str, which: &str, w: &Window) {
 async fn variables_throughput(api: &Api, project_id: i64, server_pid: u32) -> anyhow::Result<()> {
     let variables = Target {
         label: "env variables",
-        url: format!(
-            "{}/projects/{project_id}/environments/production/variables",
-            api.base
-        ),
+        url: api.url(&format!(
+            "/projects/{project_id}/environments/production/variables"
+        )),
         token: Some(api.token.clone()),
     };
     let healthz = Target {
@@ -442,12 +424,12 @@ async fn variables_throughput(api: &Api, project_id: i64, server_pid: u32) -> an
 
 /// Checks each endpoint answers what the load loop will count as a success.
 async fn preflight(api: &Api, variables: &Target, healthz: &Target) -> anyhow::Result<()> {
-    let (status, vars) = api.send_url(Method::GET, &variables.url, true).await?;
+    let (status, vars) = api.send(Method::GET, &variables.url, true, None).await?;
     let non_empty = vars.as_object().is_some_and(|o| !o.is_empty());
     if status != StatusCode::OK || !non_empty {
         bail!("variables endpoint answered {status} with {vars}; expected 200 and variables");
     }
-    let (status, body) = api.send_url(Method::GET, &healthz.url, false).await?;
+    let (status, body) = api.send(Method::GET, &healthz.url, false, None).await?;
     if status != StatusCode::OK || body != Value::String("ok".into()) {
         bail!("/healthz answered {status} with {body}; expected 200 \"ok\"");
     }
@@ -465,7 +447,7 @@ async fn diagnose(
 ) -> anyhow::Result<()> {
     let authed = Target {
         label: "authenticated trivial handler",
-        url: format!("{}/external-services/types", api.base),
+        url: api.url("/external-services/types"),
         token: Some(api.token.clone()),
     };
     if !one_request(&load.client, &authed.url, authed.token.as_deref()).await {
@@ -540,53 +522,11 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server under test and its one PostgreSQL service
+// The one PostgreSQL service the bench links against
 // ---------------------------------------------------------------------------------------------
-
-fn berth_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
-}
 
 fn service_name(run_id: &str) -> String {
     format!("bench-link-{run_id}")
-}
-
-/// Builds the image with Berth's own builder if it is missing (nothing is ever pulled).
-async fn ensure_image(data_dir: &Path) -> anyhow::Result<()> {
-    let inspect = docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE]).await?;
-    if inspect.status.success() {
-        return Ok(());
-    }
-    eprintln!("{IMAGE} is missing; building it with `berth images build postgres`");
-    let mut build = tokio::process::Command::new(berth_binary());
-    build
-        .args(["images", "build", "postgres"])
-        .env("BERTH_DATA_DIR", data_dir)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(IMAGE_BUILD_TIMEOUT, build.status())
-        .await
-        .context("building the image timed out")??;
-    if !status.success() {
-        bail!("`berth images build postgres` failed: {status}");
-    }
-    Ok(())
-}
-
-fn spawn_server(data_dir: &Path, port: u16) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(data_dir.join("serve.stderr"))?;
-    Command::new(berth_binary())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("BERTH_DATA_DIR", data_dir)
-        // A config file or external state database from the caller's shell would make the run
-        // measure something else (and touch real state).
-        .env_remove("BERTH_CONFIG")
-        .env_remove("BERTH_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting `berth serve`")
 }
 
 /// What the bench needs to know about the service: its id, published port and superuser
@@ -633,169 +573,17 @@ async fn create_service(api: &Api, name: &str) -> anyhow::Result<PgService> {
 /// `force` unlinks the bench projects first; `wait` returns once container and volume are gone.
 /// Success is 204, or 200 with a note listing what `force` unlinked.
 async fn delete_service(api: &Api, id: i64) -> anyhow::Result<()> {
-    let url = format!("{}/external-services/{id}?force=true&wait=true", api.base);
-    let (status, body) = api.send_url(Method::DELETE, &url, true).await?;
+    let url = api.url(&format!("/external-services/{id}?force=true&wait=true"));
+    let (status, body) = api.send(Method::DELETE, &url, true, None).await?;
     if status != StatusCode::NO_CONTENT && status != StatusCode::OK {
         bail!("DELETE service {id}: expected 204 or 200, got {status}: {body}");
     }
     Ok(())
 }
 
-/// Parameters are strings in the API; accept a number too rather than fail on a format detail.
-fn param_port(service: &Value) -> anyhow::Result<u16> {
-    let port = &service["parameters"]["port"];
-    port.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| port.as_u64().and_then(|n| u16::try_from(n).ok()))
-        .ok_or_else(|| anyhow!("service has no usable parameters.port: {service}"))
-}
-
-/// A minimal client for the Berth HTTP API.
-struct Api {
-    http: reqwest::Client,
-    /// `http://127.0.0.1:<port>`, for the unauthenticated `/healthz`.
-    root: String,
-    /// `<root>/api`.
-    base: String,
-    token: String,
-}
-
-impl Api {
-    /// Waits for `/healthz`, then reads the admin token the server wrote on first start.
-    async fn connect(port: u16, data_dir: &Path, cleanup: &mut Cleanup) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .no_proxy() // everything is on loopback; a proxy from the environment must not interfere
-            .build()?;
-        let root = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + HEALTHZ_TIMEOUT;
-        loop {
-            if let Ok(resp) = http.get(format!("{root}/healthz")).send().await
-                && resp.status() == StatusCode::OK
-            {
-                break;
-            }
-            cleanup.fail_if_server_exited()?;
-            if Instant::now() >= deadline {
-                bail!("/healthz not OK within {}s", HEALTHZ_TIMEOUT.as_secs());
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-        let token_path = data_dir.join("admin-token");
-        let token = std::fs::read_to_string(&token_path)
-            .with_context(|| format!("reading {}", token_path.display()))?
-            .trim()
-            .to_string();
-        Ok(Self {
-            http,
-            base: format!("{root}/api"),
-            root,
-            token,
-        })
-    }
-
-    /// Sends a request to an absolute URL and returns the status with the body parsed as JSON
-    /// (a JSON string if it is not JSON, Null if empty).
-    async fn send_url(
-        &self,
-        method: Method,
-        url: &str,
-        authenticated: bool,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        self.send_with_body(method, url, authenticated, None).await
-    }
-
-    async fn send_with_body(
-        &self,
-        method: Method,
-        url: &str,
-        authenticated: bool,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self.http.request(method.clone(), url);
-        if authenticated {
-            request = request.bearer_auth(&self.token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Ok((status, value))
-    }
-
-    /// An authenticated `/api` request; anything other than `expected` is an error with the body.
-    async fn expect(
-        &self,
-        expected: StatusCode,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let (status, value) = self
-            .send_with_body(method.clone(), &url, true, body)
-            .await?;
-        if status != expected {
-            bail!("{method} {path}: expected {expected}, got {status}: {value}");
-        }
-        Ok(value)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Runs the docker CLI with a bound, so a stuck daemon cannot hang the bench.
-async fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let mut cmd = tokio::process::Command::new("docker");
-    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    tokio::time::timeout(DOCKER_TIMEOUT, cmd.output())
-        .await
-        .with_context(|| format!("docker {} timed out", args.join(" ")))?
-        .context("running docker")
-}
-
-/// A port nothing listens on right now (the kernel picks it; there is a small race, accepted).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Lowercase hex, so it is valid in service, container and volume names, SQL literals and
-/// passwords.
-fn random_hex(len: usize) -> String {
-    let mut out = String::new();
-    while out.len() < len {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        // RandomState is seeded randomly per instance: enough for names and a throwaway password.
-        out.push_str(&format!("{:016x}", RandomState::new().hash_one(nanos)));
-    }
-    out.truncate(len);
-    out
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    let mid = samples.len() / 2;
-    if samples.len().is_multiple_of(2) {
-        (samples[mid - 1] + samples[mid]) / 2
-    } else {
-        samples[mid]
-    }
-}
 
 fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -803,104 +591,4 @@ fn millis(d: Duration) -> String {
 
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1_000_000.0)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cleanup
-// ---------------------------------------------------------------------------------------------
-
-/// Stops the server and removes the container and volume the bench's service may have left
-/// (by exact name, so nothing else on the host is touched), however the bench ends. The raw
-/// roles and databases live inside that container and go with it.
-struct Cleanup {
-    server: Option<Child>,
-    service_name: String,
-    /// Dropped after `drop` has run, i.e. once the server is gone.
-    data_dir: tempfile::TempDir,
-}
-
-impl Cleanup {
-    /// Turns an early server exit into an error that shows the server's own words.
-    fn fail_if_server_exited(&mut self) -> anyhow::Result<()> {
-        let Some(child) = self.server.as_mut() else {
-            return Ok(());
-        };
-        if let Some(status) = child.try_wait()? {
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            bail!("`berth serve` exited early ({status}); its stderr:\n{log}");
-        }
-        Ok(())
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.data_dir.path().join("serve.stderr")
-    }
-
-    /// SIGTERM first (the server shuts down gracefully), SIGKILL if it does not go in time.
-    fn stop_server(&mut self) {
-        let Some(mut child) = self.server.take() else {
-            return;
-        };
-        let pid = child.id().to_string();
-        let mut term = Command::new("kill");
-        term.args(["-TERM", &pid]);
-        if run_bounded(&mut term, Duration::from_secs(5))
-            && wait_child(&mut child, SHUTDOWN_GRACE).is_some()
-        {
-            return;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    /// Names as Berth derives them (`berth_core::names`); errors are expected and ignored, as
-    /// the API delete normally removed both already.
-    fn remove_docker_objects(&self) {
-        let container = format!("berth-postgres-{}", self.service_name);
-        let volume = format!("{container}-data");
-        let mut rm = Command::new("docker");
-        rm.args(["rm", "-f", "-v", &container]);
-        run_bounded(&mut rm, DOCKER_TIMEOUT);
-        let mut rm_volume = Command::new("docker");
-        rm_volume.args(["volume", "rm", "-f", &volume]);
-        run_bounded(&mut rm_volume, DOCKER_TIMEOUT);
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        // Server first, so it cannot create anything while we remove what it made.
-        self.stop_server();
-        self.remove_docker_objects();
-    }
-}
-
-/// Runs a command quietly with a time bound; true if it ran and exited successfully.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> bool {
-    let spawned = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = spawned else {
-        return false;
-    };
-    if let Some(status) = wait_child(&mut child, timeout) {
-        return status.success();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
-}
-
-/// Waits up to `timeout` for `child` to exit; its exit status if it did.
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
