@@ -43,6 +43,8 @@ token="$(cat "$work/data/admin-token")"
 curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/openapi.json" >"$work/openapi.json"
 
 set +e
+# From the scratch directory: schemathesis keeps a cache in its working directory.
+cd "$work"
 st run "$work/openapi.json" \
     --url "http://127.0.0.1:$port" \
     --header "Authorization: Bearer $token" \
@@ -56,6 +58,7 @@ st run "$work/openapi.json" \
     --no-color
 status=$?
 set -e
+cd - >/dev/null
 rss_kb="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"
 echo "berth serve RSS after the fuzz run: $((rss_kb / 1024)) MB"
 if grep -q "panicked" "$work/berth.log"; then
