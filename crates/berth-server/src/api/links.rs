@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{IdPair, IdPath, JsonBody, Query, parse_id};
-use super::problem::{ApiError, ApiResult, Problem};
+use super::problem::responses as errors;
+use super::problem::{ApiError, ApiResult};
 use crate::manager::{AddressKind, LinkView};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -31,15 +32,15 @@ pub struct LinkRequest {
     responses(
         (status = 201, description = "Linked", body = LinkView),
         (status = 200, description = "Already linked", body = LinkView),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn link(
@@ -70,9 +71,9 @@ pub async fn link(
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = Vec<LinkView>),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn list(
@@ -90,9 +91,9 @@ pub async fn list(
     params(("id" = i64, Path, description = "Service id"), ("project_id" = i64, Path, description = "Project id")),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn unlink(
@@ -111,10 +112,10 @@ pub async fn unlink(
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = Vec<String>),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn preview_names(
@@ -133,10 +134,10 @@ pub async fn preview_names(
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = BTreeMap<String, String>),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn preview_masked(
@@ -182,11 +183,11 @@ fn address_kind(raw: Option<&str>) -> ApiResult<AddressKind> {
     params(("id" = i64, Path, description = "Service id"), ("project_id" = i64, Path, description = "Project id"), EnvironmentQuery),
     responses(
         (status = 200, body = BTreeMap<String, String>),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
     )
 )]
 pub async fn environment(
@@ -221,11 +222,11 @@ pub struct VariablesQuery {
     params(("id" = i64, Path, description = "Project id"), ("environment" = String, Path, description = "Environment slug"), VariablesQuery),
     responses(
         (status = 200, description = "Variables (JSON object, or dotenv text with ?format=dotenv)", body = BTreeMap<String, String>),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
     )
 )]
 pub async fn project_variables(

@@ -5,7 +5,8 @@ use axum::extract::State;
 
 use super::AppState;
 use super::extract::IdPath;
-use super::problem::{ApiError, ApiResult, Problem};
+use super::problem::responses as errors;
+use super::problem::{ApiError, ApiResult};
 use crate::store::Operation;
 
 #[utoipa::path(
@@ -16,9 +17,9 @@ use crate::store::Operation;
     params(("id" = i64, Path, description = "Operation id")),
     responses(
         (status = 200, body = Operation),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Operation>> {
@@ -39,9 +40,9 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = Vec<Operation>),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn list_for_service(

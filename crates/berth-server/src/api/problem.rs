@@ -35,6 +35,39 @@ pub struct Problem {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The documented error responses, one type per status, so each handler's
+/// `#[utoipa::path(responses(...))]` lists the errors it can return by name.
+pub mod responses {
+    use super::Problem;
+
+    macro_rules! problem_response {
+        ($name:ident, $status:literal, $description:literal) => {
+            #[derive(utoipa::IntoResponses)]
+            #[response(status = $status, description = $description, content_type = "application/problem+json")]
+            #[allow(dead_code)] // only read by the OpenAPI derive
+            pub struct $name(pub Problem);
+        };
+    }
+
+    problem_response!(BadRequest, 400, "Bad input");
+    problem_response!(Unauthorized, 401, "Missing, malformed or revoked token");
+    problem_response!(NotFound, 404, "Not found");
+    problem_response!(Conflict, 409, "Conflict");
+    problem_response!(TooLarge, 413, "Body too large");
+    problem_response!(NotJson, 415, "Body is not JSON");
+    problem_response!(
+        NotStarted,
+        422,
+        "The service did not start with these parameters; the change was undone"
+    );
+    problem_response!(OperationFailed, 500, "Operation failed");
+    problem_response!(
+        Unavailable,
+        503,
+        "Docker engine or state database unavailable"
+    );
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {

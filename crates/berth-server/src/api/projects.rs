@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{IdPath, JsonBody};
-use super::problem::{ApiError, ApiResult, Problem};
+use super::problem::responses as errors;
+use super::problem::{ApiError, ApiResult};
 use crate::store::{self, Project};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -46,12 +47,12 @@ fn environment(name: &str) -> ApiResult<(String, String)> {
     request_body = CreateProject,
     responses(
         (status = 201, body = Project),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::Conflict,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::Unavailable
     )
 )]
 pub async fn create(
@@ -107,8 +108,8 @@ pub async fn create(
     summary = "List projects",
     responses(
         (status = 200, body = Vec<Project>),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::Unavailable
     )
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
@@ -131,9 +132,9 @@ async fn load(state: &AppState, id: i64) -> ApiResult<Project> {
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, body = Project),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Json<Project>> {
@@ -149,10 +150,10 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
     )
 )]
 pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<StatusCode> {
@@ -186,13 +187,13 @@ pub struct AddEnvironment {
     request_body = AddEnvironment,
     responses(
         (status = 201, body = Project),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::Unavailable
     )
 )]
 pub async fn add_environment(

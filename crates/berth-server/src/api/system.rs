@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 use super::AppState;
-use super::problem::Problem;
+use super::problem::responses as errors;
 use crate::reconciler::ReconcilerStatus;
 
 pub async fn healthz() -> &'static str {
@@ -46,7 +46,7 @@ pub struct SystemStatus {
     summary = "Docker reachability and reconciler state",
     responses(
         (status = 200, body = SystemStatus),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized
     )
 )]
 pub async fn status(State(state): State<AppState>) -> Json<SystemStatus> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{IdPath, JsonBody};
+use super::problem::responses as errors;
 use super::problem::{ApiError, ApiResult, Problem};
 use crate::store::ApiToken;
 
@@ -33,11 +34,11 @@ pub struct CreatedToken {
     request_body = CreateToken,
     responses(
         (status = 201, body = CreatedToken),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::Unavailable
     )
 )]
 pub async fn create(
@@ -72,8 +73,8 @@ pub async fn create(
     summary = "List API tokens (never their values)",
     responses(
         (status = 200, body = Vec<ApiToken>),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::Unavailable
     )
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>>> {
@@ -89,9 +90,9 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>
     responses(
         (status = 204, description = "Revoked"),
         (status = 409, description = "The token authenticating this request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 /// Revoking the token the request itself uses is refused: it would lock the caller out

@@ -11,7 +11,7 @@ use super::{Accepted, DeleteNote, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
 use crate::api::problem::ApiResult;
-use crate::api::problem::Problem;
+use crate::api::problem::responses as errors;
 use crate::engines;
 use crate::manager::CreateRequest;
 
@@ -25,14 +25,14 @@ use crate::manager::CreateRequest;
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 201, description = "Created and accepting connections (?wait=true)", body = ServiceView),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::Conflict,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn create(
@@ -51,8 +51,8 @@ pub async fn create(
     summary = "List services (secrets masked)",
     responses(
         (status = 200, body = Vec<ServiceView>),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::Unavailable
     )
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceView>>> {
@@ -68,9 +68,9 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceVi
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = ServiceView),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn get(
@@ -90,9 +90,9 @@ pub async fn get(
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = ServiceView),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn reveal(
@@ -120,15 +120,15 @@ pub struct UpdateRequest {
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 200, description = "Updated (?wait=true)", body = ServiceView),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn update(
@@ -165,13 +165,13 @@ pub struct DeleteQuery {
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 204, description = "Deleted (?wait=true)"),
         (status = 200, description = "Deleted (?wait=true&force=true), with what was unlinked", body = DeleteNote),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn delete(
@@ -210,7 +210,7 @@ pub struct TypeView {
     summary = "Service types and their parameters",
     responses(
         (status = 200, body = Vec<TypeView>),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized
     )
 )]
 pub async fn types(State(state): State<AppState>) -> Json<Vec<TypeView>> {

@@ -10,7 +10,7 @@ use super::{Accepted, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
 use crate::api::problem::ApiResult;
-use crate::api::problem::Problem;
+use crate::api::problem::responses as errors;
 use crate::manager::HealthReport;
 
 #[utoipa::path(
@@ -22,13 +22,13 @@ use crate::manager::HealthReport;
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 200, description = "Running (?wait=true)", body = ServiceView),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn start(
@@ -49,13 +49,13 @@ pub async fn start(
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 200, description = "Stopped (?wait=true)", body = ServiceView),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn stop(
@@ -83,15 +83,15 @@ pub struct UpgradeRequest {
     responses(
         (status = 202, description = "Accepted: poll the operation", body = Accepted),
         (status = 200, description = "Upgraded (?wait=true)", body = ServiceView),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The service did not start with these parameters; the change was undone", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Operation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::TooLarge,
+        errors::NotJson,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
     )
 )]
 pub async fn upgrade(
@@ -112,9 +112,9 @@ pub async fn upgrade(
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, body = HealthReport),
-        (status = 401, description = "Missing, malformed or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Docker engine or state database unavailable", body = Problem, content_type = "application/problem+json")
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
     )
 )]
 pub async fn health(
