@@ -48,7 +48,7 @@ log "tests"
 results="$(mktemp)"
 # Integration tests share one Docker engine and host ports: run them one at a time.
 # (--lib --bins --tests: the crates have no doc tests, and benches are run by `cargo bench`.)
-cargo test --workspace --lib --bins --tests -- --test-threads=1 2>&1 | tee "$results"
+cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads=1 2>&1 | tee "$results"
 
 log "API fuzzing (short and bounded; FUZZ_EXAMPLES / FUZZ_MAX_TIME for a long run)"
 FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-10}" FUZZ_MAX_TIME="${FUZZ_MAX_TIME:-300}" scripts/fuzz.sh

@@ -185,20 +185,14 @@ async fn crash_injection_at_every_point_converges() {
     let mut points = Vec::new();
 
     // create
-    berth.kill9();
-    berth
-        .spawn_with_env(&[("BERTH_CRASHPOINT", "create.after_container")])
-        .await;
-    let (status, body) = berth
-        .call(
+    let body = berth
+        .crash_at(
+            "create.after_container",
             Method::POST,
             "/api/external-services",
             Some(json!({"name": unique("cnew"), "service_type": "redis"})),
         )
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert!(berth.wait_exit(Duration::from_secs(120)));
-    berth.spawn().await;
     wait_resolved(&berth, body["operation"]["id"].as_i64().unwrap()).await;
     assert_converged(&berth).await;
     points.push("create.after_container");
@@ -218,12 +212,7 @@ async fn crash_injection_at_every_point_converges() {
             json!({"docker_image": "berth/postgres:15"}),
         ),
     ] {
-        berth.kill9();
-        berth.spawn_with_env(&[("BERTH_CRASHPOINT", point)]).await;
-        let (status, body) = berth.call(method, &path, Some(payload)).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        assert!(berth.wait_exit(Duration::from_secs(120)));
-        berth.spawn().await;
+        let body = berth.crash_at(point, method, &path, Some(payload)).await;
         let op = wait_resolved(&berth, body["operation"]["id"].as_i64().unwrap()).await;
         assert_eq!(op["status"], "rolled_back", "{op}");
         assert_converged(&berth).await;
@@ -280,20 +269,10 @@ async fn crash_injection_at_every_point_converges() {
     .unwrap();
 
     // delete
-    berth.kill9();
-    berth
-        .spawn_with_env(&[("BERTH_CRASHPOINT", "delete.after_container")])
+    let path = format!("/api/external-services/{base_id}?force=true");
+    let body = berth
+        .crash_at("delete.after_container", Method::DELETE, &path, None)
         .await;
-    let (status, body) = berth
-        .call(
-            Method::DELETE,
-            &format!("/api/external-services/{base_id}?force=true"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert!(berth.wait_exit(Duration::from_secs(60)));
-    berth.spawn().await;
     let op = wait_resolved(&berth, body["operation"]["id"].as_i64().unwrap()).await;
     assert_eq!(op["status"], "succeeded", "{op}");
     assert_converged(&berth).await;

@@ -61,8 +61,10 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
                 ))
                 .await;
             for (name, value) in vars.as_object().unwrap() {
-                if name.ends_with("PASSWORD") {
-                    secrets.push(value.as_str().unwrap().to_string());
+                let value = value.as_str().unwrap().to_string();
+                // POSTGRES_PASSWORD and PGPASSWORD carry the same secret.
+                if name.ends_with("PASSWORD") && !secrets.contains(&value) {
+                    secrets.push(value);
                 }
             }
         }

@@ -153,6 +153,28 @@ impl Berth {
         false
     }
 
+    /// Restarts the server armed with crash point `point`, sends a request that starts a long
+    /// operation (expecting 202), waits for the server to abort at the point, and restarts it
+    /// unarmed. Returns the 202 body (with the operation to follow).
+    pub async fn crash_at(
+        &mut self,
+        point: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        self.kill9();
+        self.spawn_with_env(&[("BERTH_CRASHPOINT", point)]).await;
+        let (status, accepted) = self.call(method, path, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        assert!(
+            self.wait_exit(Duration::from_secs(120)),
+            "crash point {point} was not reached"
+        );
+        self.spawn().await;
+        accepted
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
