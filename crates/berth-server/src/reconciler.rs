@@ -103,8 +103,9 @@ impl Reconciler {
     async fn resolve_interrupted(&self, ops: &[Operation]) -> ManagerResult<u64> {
         let mut resolved = 0;
         for op in ops {
-            let outcome = self.resolve(op).await;
-            let (status, error) = match outcome {
+            // A finished operation carries no error; an undone or failed one says why.
+            let (status, error) = match self.resolve(op).await {
+                Ok(OpStatus::Succeeded) => (OpStatus::Succeeded, None),
                 Ok(status) => (
                     status,
                     Some("interrupted by a restart of berth serve".to_string()),
@@ -113,11 +114,6 @@ impl Reconciler {
                     OpStatus::Failed,
                     Some(format!("interrupted; resolving failed: {e}")),
                 ),
-            };
-            let error = if status == OpStatus::Succeeded {
-                None
-            } else {
-                error
             };
             tracing::info!(
                 op = op.id,

@@ -3,7 +3,7 @@
 //! the project's deployments get that tenant's variables. Unlinking only stops the injection:
 //! tenants stay, so re-linking finds the same databases and credentials.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use berth_core::{mask, names, secrets};
@@ -507,14 +507,13 @@ fn plan_tenants(
         Allocation::Named => Default::default(),
     };
     let mut plan = Vec::new();
-    let mut seeds: HashMap<i64, String> = HashMap::new();
     for env in missing {
         let mut name = names::tenant_name(&project.slug, &env.slug);
         if names_taken.contains(&name) {
-            let seed = seeds
-                .entry(env.id)
-                .or_insert_with(|| format!("project {} environment {}", project.id, env.id));
-            name = names::with_hash_suffix(&name, seed);
+            // Taken by another project's environment (normalisation collision, or a deleted
+            // project's reservation): the ids make this one distinct and stable.
+            let seed = format!("project {} environment {}", project.id, env.id);
+            name = names::with_hash_suffix(&name, &seed);
         }
         names_taken.insert(name.clone());
         plan.push(PlannedTenant {
@@ -525,4 +524,87 @@ fn plan_tenants(
         });
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(id: i64, slug: &str, envs: &[(i64, &str)]) -> Project {
+        Project {
+            id,
+            name: slug.into(),
+            slug: slug.into(),
+            created_at: String::new(),
+            environments: envs
+                .iter()
+                .map(|(id, slug)| Environment {
+                    id: *id,
+                    name: slug.to_string(),
+                    slug: slug.to_string(),
+                    created_at: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn tenant(name: &str, number: Option<i64>) -> Tenant {
+        Tenant {
+            id: 1,
+            service_id: 1,
+            project_id: 1,
+            environment_id: 1,
+            resource_name: name.into(),
+            resource_number: number,
+            username: name.into(),
+            password: "x".into(),
+            provisioned: true,
+        }
+    }
+
+    #[test]
+    fn names_that_collide_after_normalisation_get_a_stable_suffix() {
+        // "a-b" + "c" and "a" + "b-c" both normalise to a_b_c.
+        let p = project(2, "a", &[(7, "b-c")]);
+        let envs: Vec<&Environment> = p.environments.iter().collect();
+        let existing = [tenant("a_b_c", None)];
+        let plan = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &existing, "db").unwrap();
+        assert_ne!(plan[0].name, "a_b_c");
+        assert!(plan[0].name.starts_with("a_b_c_"));
+        let again = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &existing, "db").unwrap();
+        assert_eq!(plan[0].name, again[0].name, "deterministic");
+        assert_ne!(plan[0].password, again[0].password, "passwords are fresh");
+    }
+
+    #[test]
+    fn numbers_are_the_lowest_free_and_all_or_nothing() {
+        let p = project(1, "p", &[(1, "production"), (2, "staging")]);
+        let envs: Vec<&Environment> = p.environments.iter().collect();
+        let existing = [tenant("other_1", Some(1)), tenant("other_3", Some(3))];
+        let plan = plan_tenants(
+            Allocation::Numbered { first: 1 },
+            16,
+            &p,
+            &envs,
+            &existing,
+            "r",
+        )
+        .unwrap();
+        assert_eq!(
+            plan.iter().map(|t| t.number).collect::<Vec<_>>(),
+            [Some(2), Some(4)]
+        );
+        let full = plan_tenants(
+            Allocation::Numbered { first: 1 },
+            4,
+            &p,
+            &envs,
+            &existing,
+            "r",
+        );
+        assert!(
+            matches!(full, Err(ManagerError::Conflict(_))),
+            "only number 2 is left"
+        );
+    }
 }
