@@ -203,36 +203,20 @@ impl Reconciler {
 
     async fn pass_inner(&self) -> ManagerResult<()> {
         let m = &self.manager;
-        // Services first, then operations: a service created in between is absent from the
-        // first list; one listed whose operation is still running appears in the second
-        // (both rows are written in one transaction), so a fresh create is never mistaken
-        // for an interrupted one.
         let services = m.store.list_services().await?;
-        let in_flight: HashSet<i64> = m
-            .store
-            .running_operations()
-            .await?
-            .iter()
-            .filter_map(|op| op.service_id)
-            .collect();
         for service in &services {
-            if in_flight.contains(&service.id) {
-                continue;
-            }
             let Some(_guard) = m.claim_for_reconciler(service.id) else {
                 continue;
             };
-            // Re-read under the claim: an operation may have finished since the list was taken.
+            // Re-read under the claim (an operation may have finished since the list was
+            // taken), and leave alone a service whose operation is recorded as running: a
+            // create writes its row and its operation in one transaction and claims the
+            // service just after, so in that gap only the operation row tells it apart from
+            // a create interrupted by a crash.
             let Some(service) = m.store.service(service.id).await? else {
                 continue;
             };
-            let still_running = m
-                .store
-                .list_operations(Some(service.id))
-                .await?
-                .iter()
-                .any(|op| op.status == OpStatus::Running);
-            if still_running {
+            if m.store.has_running_operation(service.id).await? {
                 continue;
             }
             let result = match service.status.as_str() {

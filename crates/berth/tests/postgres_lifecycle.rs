@@ -96,16 +96,10 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
         .post_wait(&format!("/api/external-services/{id}/start"), None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut conn = pg_connect(port, "postgres", &password, "postgres")
-        .await
-        .unwrap();
-    let v: String = sqlx::query("SELECT v FROM kept")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(v, "still here");
-    drop(conn);
+    assert_eq!(
+        query_text(port, &password, "SELECT v FROM kept").await,
+        "still here"
+    );
     let (_, health) = berth
         .get(&format!("/api/external-services/{id}/health"))
         .await;
@@ -122,16 +116,10 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["parameters"]["max_connections"], "77");
-    let mut conn = pg_connect(port, "postgres", &password, "postgres")
-        .await
-        .unwrap();
-    let max: String = sqlx::query("SHOW max_connections")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(max, "77");
-    drop(conn);
+    assert_eq!(
+        query_text(port, &password, "SHOW max_connections").await,
+        "77"
+    );
 
     // Read-only parameters are refused by name.
     let (status, body) = berth
@@ -160,16 +148,10 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     assert_eq!(body["parameters"]["docker_image"], alias);
     let (_, image) = docker(&["inspect", "--format", "{{.Config.Image}}", container]);
     assert_eq!(image, alias);
-    let mut conn = pg_connect(port, "postgres", &password, "postgres")
-        .await
-        .unwrap();
-    let v: String = sqlx::query("SELECT v FROM kept")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(v, "still here");
-    drop(conn);
+    assert_eq!(
+        query_text(port, &password, "SELECT v FROM kept").await,
+        "still here"
+    );
 
     // A different major version is refused before anything is touched.
     let (status, body) = berth
@@ -198,16 +180,10 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
         svc_now["parameters"]["docker_image"], alias,
         "rolled back: {svc_now}"
     );
-    let mut conn = pg_connect(port, "postgres", &password, "postgres")
-        .await
-        .unwrap();
-    let v: String = sqlx::query("SELECT v FROM kept")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(v, "still here");
-    drop(conn);
+    assert_eq!(
+        query_text(port, &password, "SELECT v FROM kept").await,
+        "still here"
+    );
 
     // Delete removes container, volume and row.
     let volume = svc["volume_name"].as_str().unwrap().to_string();
@@ -217,4 +193,12 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     let (status, _) = berth.get(&format!("/api/external-services/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let _ = docker(&["rmi", alias]);
+}
+
+/// Connects as the superuser and returns the first column of the first row.
+async fn query_text(port: u16, password: &str, sql: &'static str) -> String {
+    let mut conn = pg_connect(port, "postgres", password, "postgres")
+        .await
+        .unwrap();
+    sqlx::query(sql).fetch_one(&mut conn).await.unwrap().get(0)
 }

@@ -117,11 +117,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>
 }
 
 async fn load(state: &AppState, id: i64) -> ApiResult<Project> {
-    state
-        .store
-        .project(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("project {id} does not exist")))
+    Ok(state.manager.project(id).await?)
 }
 
 #[utoipa::path(

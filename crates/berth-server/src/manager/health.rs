@@ -1,10 +1,12 @@
 //! Health: the container's state plus a real client round-trip, with its latency.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::{ManagerResult, ServiceManager, redact};
+use crate::engines::Engine;
+use crate::store::Service;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthReport {
@@ -21,6 +23,25 @@ pub struct HealthReport {
 }
 
 impl ServiceManager {
+    /// One probe of a running service, timed and counted in the health-check metrics. Every
+    /// health observation (the endpoint, the reconciler's status) goes through here.
+    pub(super) async fn health_probe(
+        &self,
+        engine: &dyn Engine,
+        service: &Service,
+    ) -> ManagerResult<(Result<(), String>, Duration)> {
+        let port = Self::host_port(engine, service)?;
+        let started = Instant::now();
+        let probe = engine.probe(port, &service.all_parameters()).await;
+        let latency = started.elapsed();
+        self.metrics.record_health_check(
+            &service.service_type,
+            probe.is_ok(),
+            latency.as_secs_f64(),
+        );
+        Ok((probe, latency))
+    }
+
     pub async fn health(&self, id: i64) -> ManagerResult<HealthReport> {
         let service = self.service(id).await?;
         let engine = Self::engine_for(&service)?;
@@ -44,15 +65,8 @@ impl ServiceManager {
                 report.message = format!("container is {}", info.state);
             }
             Some(_) => {
-                let port = Self::host_port(engine, &service)?;
-                let started = Instant::now();
-                let probe = engine.probe(port, &service.all_parameters()).await;
-                report.latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                self.metrics.record_health_check(
-                    &service.service_type,
-                    probe.is_ok(),
-                    started.elapsed().as_secs_f64(),
-                );
+                let (probe, latency) = self.health_probe(engine, &service).await?;
+                report.latency_ms = Some(latency.as_secs_f64() * 1000.0);
                 match probe {
                     Ok(()) => {
                         report.status = "healthy";

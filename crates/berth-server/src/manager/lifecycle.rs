@@ -115,14 +115,7 @@ impl ServiceManager {
                 None => "missing",
                 Some(info) if !info.running => "stopped",
                 Some(_) => {
-                    let port = Self::host_port(engine, service)?;
-                    let started = std::time::Instant::now();
-                    let probe = engine.probe(port, &service.all_parameters()).await;
-                    self.metrics.record_health_check(
-                        &service.service_type,
-                        probe.is_ok(),
-                        started.elapsed().as_secs_f64(),
-                    );
+                    let (probe, _) = self.health_probe(engine, service).await?;
                     if probe.is_ok() {
                         "running"
                     } else {

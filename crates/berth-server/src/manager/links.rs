@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{ManagerError, ManagerResult, ServiceManager};
 use crate::engines::Engine;
 use crate::engines::tenancy::{Address, Allocation, Credentials, Tenancy};
-use crate::store::{self, Environment, Link, NewTenant, Project, Service, Tenant};
+use crate::store::{self, Environment, NewTenant, Project, Service, Tenant};
 
 /// Length of generated tenant passwords.
 const TENANT_PASSWORD_LEN: usize = 24;
@@ -77,25 +77,12 @@ impl ServiceManager {
             .clone()
     }
 
-    async fn project(&self, id: i64) -> ManagerResult<Project> {
-        self.store
-            .project(id)
-            .await?
-            .ok_or_else(|| ManagerError::NotFound(format!("project {id} does not exist")))
-    }
-
     /// Links a service to a project (idempotent). Returns the link and whether it is new.
     pub async fn link(&self, service_id: i64, project_id: i64) -> ManagerResult<(LinkView, bool)> {
         let service = self.service(service_id).await?;
         let project = self.project(project_id).await?;
         Self::tenancy_of(&service)?;
-        if self
-            .store
-            .links_of_service(service_id)
-            .await?
-            .iter()
-            .any(|l| l.project_id == project_id)
-        {
+        if self.store.link(service_id, project_id).await?.is_some() {
             return Ok((self.link_view(&service, &project).await?, false));
         }
         if let Some(other) = self
@@ -162,12 +149,7 @@ impl ServiceManager {
     }
 
     async fn link_view(&self, service: &Service, project: &Project) -> ManagerResult<LinkView> {
-        let link: Option<Link> = self
-            .store
-            .links_of_service(service.id)
-            .await?
-            .into_iter()
-            .find(|l| l.project_id == project.id);
+        let link = self.store.link(service.id, project.id).await?;
         let tenants = self.store.service_tenants(service.id).await?;
         let environments = project
             .environments
@@ -357,13 +339,7 @@ impl ServiceManager {
         let service = self.service(service_id).await?;
         let project = self.project(project_id).await?;
         let (engine, tenancy) = Self::tenancy_of(&service)?;
-        if !self
-            .store
-            .links_of_service(service_id)
-            .await?
-            .iter()
-            .any(|l| l.project_id == project_id)
-        {
+        if self.store.link(service_id, project_id).await?.is_none() {
             return Err(ManagerError::NotFound(format!(
                 "service {service_id} is not linked to project {project_id}"
             )));

@@ -182,6 +182,13 @@ impl ServiceManager {
             .unwrap_or_else(|| engine.image_recipe().reference())
     }
 
+    pub async fn project(&self, id: i64) -> ManagerResult<crate::store::Project> {
+        self.store
+            .project(id)
+            .await?
+            .ok_or_else(|| ManagerError::NotFound(format!("project {id} does not exist")))
+    }
+
     pub async fn service(&self, id: i64) -> ManagerResult<Service> {
         self.store
             .service(id)

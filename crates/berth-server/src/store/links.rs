@@ -194,6 +194,19 @@ impl Store {
         Ok(rows.iter().map(link_from_row).collect::<Result<_, _>>()?)
     }
 
+    pub async fn link(&self, service_id: i64, project_id: i64) -> StoreResult<Option<Link>> {
+        let row = optional(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {LINK_COLUMNS} FROM links WHERE service_id = $1 AND project_id = $2"
+            )))
+            .bind(service_id)
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await,
+        )?;
+        Ok(row.as_ref().map(link_from_row).transpose()?)
+    }
+
     pub async fn link_by_type(
         &self,
         project_id: i64,

@@ -157,6 +157,18 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    pub async fn has_running_operation(&self, service_id: i64) -> StoreResult<bool> {
+        let found = optional(
+            sqlx::query(
+                "SELECT id FROM operations WHERE service_id = $1 AND status = 'running' LIMIT 1",
+            )
+            .bind(service_id)
+            .fetch_one(&self.pool)
+            .await,
+        )?;
+        Ok(found.is_some())
+    }
+
     pub async fn list_operations(&self, service_id: Option<i64>) -> StoreResult<Vec<Operation>> {
         let rows = match service_id {
             Some(id) => sqlx::query(AssertSqlSafe(format!(

@@ -67,6 +67,27 @@ impl ApiClient {
         Ok(self.send(Method::GET, path, None::<&Value>).await?.1)
     }
 
+    /// Resolves a resource given by numeric id or by `key` (name, slug) to its id, looking it up
+    /// in the list at `list_path`; `missing` is the error when nothing matches.
+    pub async fn resolve_id(
+        &self,
+        list_path: &str,
+        key: &str,
+        value: &str,
+        missing: String,
+    ) -> anyhow::Result<i64> {
+        if let Ok(id) = value.parse::<i64>() {
+            return Ok(id);
+        }
+        let list = self.get(list_path).await?;
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .find(|item| item.get(key).and_then(Value::as_str) == Some(value))
+            .and_then(|item| item.get("id").and_then(Value::as_i64))
+            .ok_or_else(|| anyhow!(missing))
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
         self.send(Method::POST, path, Some(body)).await
     }

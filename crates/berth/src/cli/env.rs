@@ -44,16 +44,13 @@ pub struct RunArgs {
 
 /// Resolves a project given by id or slug to its id.
 pub async fn project_id(api: &ApiClient, project: &str) -> anyhow::Result<i64> {
-    if let Ok(id) = project.parse::<i64>() {
-        return Ok(id);
-    }
-    let list = api.get("/projects").await?;
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p.get("slug").and_then(Value::as_str) == Some(project))
-        .and_then(|p| p.get("id").and_then(Value::as_i64))
-        .ok_or_else(|| anyhow!("no project with slug {project:?}"))
+    api.resolve_id(
+        "/projects",
+        "slug",
+        project,
+        format!("no project with slug {project:?}"),
+    )
+    .await
 }
 
 async fn variables(

@@ -81,16 +81,13 @@ fn parse_params(raw: &[String]) -> anyhow::Result<Map<String, Value>> {
 
 /// Resolves a service given by id or name to its id.
 async fn resolve(api: &ApiClient, service: &str) -> anyhow::Result<i64> {
-    if let Ok(id) = service.parse::<i64>() {
-        return Ok(id);
-    }
-    let list = api.get("/external-services").await?;
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s.get("name").and_then(Value::as_str) == Some(service))
-        .and_then(|s| s.get("id").and_then(Value::as_i64))
-        .ok_or_else(|| anyhow!("no service named {service:?}"))
+    api.resolve_id(
+        "/external-services",
+        "name",
+        service,
+        format!("no service named {service:?}"),
+    )
+    .await
 }
 
 /// Runs a long operation with a spinner, then prints the service.

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use berth_core::{ParamKind, ParamSpec, Parameters};
 use sqlx::ConnectOptions;
 use sqlx::Connection;
+use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use super::{Engine, ImageRecipe, Tenancy};
@@ -75,6 +76,29 @@ const PARAMS: &[ParamSpec] = &[
         editable: false,
     },
 ];
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects as the service's admin user through the published port on 127.0.0.1 (probes and
+/// tenant provisioning both log in this way). Statement logging is off: SQL may carry secrets.
+pub(super) async fn admin_connection(
+    host_port: u16,
+    params: &Parameters,
+    timeout: Duration,
+) -> Result<PgConnection, String> {
+    let options = PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(host_port)
+        .username(get(params, "username"))
+        .password(get(params, "password"))
+        .database(get(params, "database"))
+        .ssl_mode(PgSslMode::Prefer)
+        .disable_statement_logging();
+    tokio::time::timeout(timeout, options.connect())
+        .await
+        .map_err(|_| "timed out connecting".to_string())?
+        .map_err(|e| e.to_string())
+}
 
 pub(super) fn get<'a>(params: &'a Parameters, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or_default()
@@ -145,23 +169,15 @@ impl Engine for Postgres {
     }
 
     async fn probe(&self, host_port: u16, params: &Parameters) -> Result<(), String> {
-        let options = PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(host_port)
-            .username(get(params, "username"))
-            .password(get(params, "password"))
-            .database(get(params, "database"))
-            .ssl_mode(PgSslMode::Prefer)
-            .disable_statement_logging();
         let attempt = async {
-            let mut conn = options.connect().await.map_err(|e| e.to_string())?;
+            let mut conn = admin_connection(host_port, params, PROBE_TIMEOUT).await?;
             sqlx::query("SELECT 1")
                 .execute(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?;
             conn.close().await.map_err(|e| e.to_string())
         };
-        tokio::time::timeout(Duration::from_secs(5), attempt)
+        tokio::time::timeout(PROBE_TIMEOUT, attempt)
             .await
             .map_err(|_| "timed out connecting".to_string())?
     }

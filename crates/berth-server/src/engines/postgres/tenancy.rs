@@ -7,26 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::Parameters;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::super::tenancy::{Address, Allocation, Credentials, Tenancy, url_encode};
-use super::{Postgres, get};
+use super::{Postgres, admin_connection, get};
 
-async fn admin_connection(host_port: u16, params: &Parameters) -> Result<PgConnection, String> {
-    let options = PgConnectOptions::new()
-        .host("127.0.0.1")
-        .port(host_port)
-        .username(get(params, "username"))
-        .password(get(params, "password"))
-        .database(get(params, "database"))
-        .ssl_mode(PgSslMode::Prefer)
-        .disable_statement_logging();
-    tokio::time::timeout(Duration::from_secs(10), options.connect())
-        .await
-        .map_err(|_| "timed out connecting as the admin user".to_string())?
-        .map_err(|e| format!("connecting as the admin user: {e}"))
-}
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs a statement that PostgreSQL's `format()` built from bound values.
 async fn run_formatted(
@@ -70,7 +56,9 @@ impl Tenancy for Postgres {
         params: &Parameters,
         tenant: &Credentials,
     ) -> Result<(), String> {
-        let mut conn = admin_connection(host_port, params).await?;
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
+            .await
+            .map_err(|e| format!("connecting as the admin user: {e}"))?;
         let (db, role, password) = (&tenant.resource_name, &tenant.username, &tenant.password);
         let role_exists =
             exists(&mut conn, "SELECT 1 FROM pg_roles WHERE rolname = $1", role).await?;

@@ -46,6 +46,26 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects as the default (admin) user through the published port on 127.0.0.1 (probes and
+/// tenant provisioning both log in this way).
+pub(super) async fn admin_connection(
+    host_port: u16,
+    params: &Parameters,
+    timeout: Duration,
+) -> Result<redis::aio::MultiplexedConnection, String> {
+    let info = ConnectionAddr::Tcp("127.0.0.1".into(), host_port)
+        .into_connection_info()
+        .map_err(|e| e.to_string())?
+        .set_redis_settings(RedisConnectionInfo::default().set_password(password(params)));
+    let client = redis::Client::open(info).map_err(|e| e.to_string())?;
+    tokio::time::timeout(timeout, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| "timed out connecting".to_string())?
+        .map_err(|e| e.to_string())
+}
+
 pub(super) fn password(params: &Parameters) -> &str {
     params
         .get("password")
@@ -100,16 +120,8 @@ impl Engine for Redis {
     }
 
     async fn probe(&self, host_port: u16, params: &Parameters) -> Result<(), String> {
-        let info = ConnectionAddr::Tcp("127.0.0.1".into(), host_port)
-            .into_connection_info()
-            .map_err(|e| e.to_string())?
-            .set_redis_settings(RedisConnectionInfo::default().set_password(password(params)));
         let attempt = async {
-            let client = redis::Client::open(info).map_err(|e| e.to_string())?;
-            let mut conn = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut conn = admin_connection(host_port, params, PROBE_TIMEOUT).await?;
             let pong: String = redis::cmd("PING")
                 .query_async(&mut conn)
                 .await
@@ -120,7 +132,7 @@ impl Engine for Redis {
                 Err(format!("unexpected PING reply {pong:?}"))
             }
         };
-        tokio::time::timeout(Duration::from_secs(5), attempt)
+        tokio::time::timeout(PROBE_TIMEOUT, attempt)
             .await
             .map_err(|_| "timed out connecting".to_string())?
     }

@@ -8,31 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::Parameters;
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
 use super::super::tenancy::{Address, Allocation, Credentials, Tenancy, url_encode};
-use super::{Redis, password};
+use super::{Redis, admin_connection, password};
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Database 0 is the landing database of every connection, so tenants start at 1.
 pub const FIRST_TENANT_DB: i64 = 1;
-
-async fn admin_connection(
-    host_port: u16,
-    params: &Parameters,
-) -> Result<redis::aio::MultiplexedConnection, String> {
-    let info = ConnectionAddr::Tcp("127.0.0.1".into(), host_port)
-        .into_connection_info()
-        .map_err(|e| e.to_string())?
-        .set_redis_settings(RedisConnectionInfo::default().set_password(password(params)));
-    let client = redis::Client::open(info).map_err(|e| e.to_string())?;
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .map_err(|_| "timed out connecting as the admin user".to_string())?
-    .map_err(|e| format!("connecting as the admin user: {e}"))
-}
 
 /// ACL rules for a tenant user restricted to database `db`.
 fn acl_rules(db: i64, with_setinfo: bool) -> Vec<String> {
@@ -77,7 +60,9 @@ impl Tenancy for Redis {
     }
 
     async fn capacity(&self, host_port: u16, params: &Parameters) -> Result<i64, String> {
-        let mut conn = admin_connection(host_port, params).await?;
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
+            .await
+            .map_err(|e| format!("connecting as the admin user: {e}"))?;
         let reply: Vec<String> = redis::cmd("CONFIG")
             .arg("GET")
             .arg("databases")
@@ -99,7 +84,9 @@ impl Tenancy for Redis {
         let db = tenant
             .resource_number
             .ok_or_else(|| "a Redis tenant needs a database number".to_string())?;
-        let mut conn = admin_connection(host_port, params).await?;
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
+            .await
+            .map_err(|e| format!("connecting as the admin user: {e}"))?;
         let set_user = |with_setinfo: bool| {
             let mut cmd = redis::cmd("ACL");
             cmd.arg("SETUSER").arg(&tenant.username);
