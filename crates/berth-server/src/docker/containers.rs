@@ -31,6 +31,8 @@ pub struct ContainerSpec {
     /// (container port, host port) pairs, published on 127.0.0.1 only.
     pub ports: Vec<(u16, u16)>,
     pub network: String,
+    /// Written into the container after it is created, before it starts (secrets).
+    pub files: Vec<super::ContainerFile>,
 }
 
 /// What `inspect` tells us about a container.
@@ -60,6 +62,12 @@ impl DockerClient {
     /// deterministic per service, so a retry after a crash finds what the first try made).
     /// Returns `true` if it was newly created.
     pub async fn create_or_adopt_container(&self, spec: &ContainerSpec) -> DockerResult<bool> {
+        let created = self.create_container(spec).await?;
+        self.write_files(&spec.name, &spec.files).await?;
+        Ok(created)
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> DockerResult<bool> {
         let spec = spec.clone();
         self.with(|d| async move {
             let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec

@@ -3,6 +3,7 @@
 //! the engine is down, and recovers by itself when it comes back.
 
 mod containers;
+mod files;
 mod images;
 mod resources;
 
@@ -11,6 +12,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 
 pub use containers::{ContainerInfo, ContainerSpec, ManagedContainer};
+pub use files::ContainerFile;
 pub use images::BuildProgress;
 
 /// Labels on everything Berth creates.

@@ -9,6 +9,7 @@ pub mod tenancy;
 use async_trait::async_trait;
 use berth_core::{ParamSpec, Parameters};
 
+pub use crate::docker::ContainerFile;
 pub use tenancy::Tenancy;
 
 /// Berth's own image for an engine: a Dockerfile and the files it copies, embedded in the
@@ -44,8 +45,25 @@ pub trait Engine: Send + Sync + 'static {
     /// Where the data volume is mounted inside the container.
     fn data_path(&self) -> &'static str;
 
-    /// Environment for the container (the official image's contract).
+    /// Environment for the container (the official image's contract). Never a secret:
+    /// `docker inspect` shows the environment to anyone with the Docker socket; secrets go
+    /// through [`Engine::secret_files`].
     fn container_env(&self, params: &Parameters) -> Vec<String>;
+
+    /// Files written into the container after it is created and before it first starts
+    /// (outside the data volume): the secrets its entrypoint reads, e.g. the admin password
+    /// behind `POSTGRES_PASSWORD_FILE`. Unlike env and cmd they are not shown by
+    /// `docker inspect`.
+    fn secret_files(&self, _params: &Parameters) -> Vec<ContainerFile> {
+        Vec::new()
+    }
+
+    /// Conditions of the running server's data a user should know about without the service
+    /// being unhealthy (Redis: keys in database 0, readable by every tenant). Empty when all
+    /// is well; a failed check is not a warning.
+    async fn data_warnings(&self, _host_port: u16, _params: &Parameters) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Arguments to the image's entrypoint.
     fn container_cmd(&self, params: &Parameters) -> Vec<String>;

@@ -51,6 +51,41 @@ pub trait Tenancy: Send + Sync {
         tenant: &Credentials,
     ) -> Result<(), String>;
 
+    /// Whether the tenant's resources and login exist on the server as recorded (the
+    /// reconciler re-provisions a live tenant that went missing, e.g. after a restore).
+    async fn is_provisioned(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<bool, String>;
+
+    /// Turns the tenant's login off and ends its open sessions; its data stays. Used when its
+    /// project or environment is deleted and on `unlink?revoke=true`. Idempotent; `provision`
+    /// turns the login back on with the same credentials.
+    async fn revoke(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<(), String>;
+
+    /// Names already used in the server that a new tenant must not take: databases and roles
+    /// Berth did not create (the admin's own, templates, anything made by hand). Named
+    /// engines only; tenants recorded by Berth are avoided by the planner anyway.
+    async fn names_in_use(
+        &self,
+        _host_port: u16,
+        _params: &Parameters,
+    ) -> Result<std::collections::HashSet<String>, String> {
+        Ok(Default::default())
+    }
+
+    /// Whether the engine reserves `name` for itself whatever exists (`pg_*`, `template*`).
+    fn is_reserved_name(&self, _name: &str) -> bool {
+        false
+    }
+
     /// The variables a linked deployment gets, in a stable order.
     fn env(
         &self,

@@ -322,6 +322,7 @@ pub fn container_spec(
         data_path: engine.data_path().to_string(),
         ports,
         network: network.to_string(),
+        files: engine.secret_files(params),
     }
 }
 

@@ -112,6 +112,57 @@ impl Tenancy for Postgres {
         conn.close().await.map_err(|e| e.to_string())
     }
 
+    async fn is_provisioned(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<bool, String> {
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba \
+             WHERE d.datname = $1 AND r.rolname = $2 AND r.rolcanlogin",
+        )
+        .bind(&tenant.resource_name)
+        .bind(&tenant.username)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+        conn.close().await.map_err(|e| e.to_string())?;
+        Ok(found.is_some())
+    }
+
+    async fn revoke(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<(), String> {
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
+        if exists(
+            &mut conn,
+            "SELECT 1 FROM pg_roles WHERE rolname = $1",
+            &tenant.username,
+        )
+        .await?
+        {
+            run_formatted(
+                &mut conn,
+                "SELECT format('ALTER ROLE %I WITH NOLOGIN', $1::text)",
+                &[&tenant.username],
+            )
+            .await?;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            )
+            .bind(&tenant.username)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        conn.close().await.map_err(|e| e.to_string())
+    }
+
     fn env(
         &self,
         params: &Parameters,

@@ -114,6 +114,54 @@ impl Tenancy for Redis {
         Ok(())
     }
 
+    async fn is_provisioned(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<bool, String> {
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
+        let user: redis::Value = redis::cmd("ACL")
+            .arg("GETUSER")
+            .arg(&tenant.username)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("ACL GETUSER: {e}"))?;
+        Ok(!matches!(user, redis::Value::Nil))
+    }
+
+    async fn revoke(
+        &self,
+        host_port: u16,
+        params: &Parameters,
+        tenant: &Credentials,
+    ) -> Result<(), String> {
+        let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
+        if !self.is_provisioned(host_port, params, tenant).await? {
+            return Ok(());
+        }
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&tenant.username)
+            .arg("off")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("ACL SETUSER off: {e}"))?;
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("USER")
+            .arg(&tenant.username)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("CLIENT KILL USER: {e}"))?;
+        let _: () = redis::cmd("ACL")
+            .arg("SAVE")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("ACL SAVE: {e}"))?;
+        Ok(())
+    }
+
     fn env(
         &self,
         _params: &Parameters,
