@@ -5,6 +5,7 @@
 pub mod mask;
 pub mod names;
 pub mod params;
+pub mod scram;
 pub mod secrets;
 
 pub use params::{ParamError, ParamKind, ParamSpec, Parameters};
