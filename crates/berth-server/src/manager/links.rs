@@ -208,6 +208,14 @@ impl ServiceManager {
                 }
                 Allocation::Named => i64::MAX,
             };
+            // Names the server already uses (the admin's, templates, anything made by hand) and
+            // the engine's reserved ones are never given to a tenant: never adopt, never alter.
+            let in_use = tenancy.names_in_use(port, &params).await.map_err(|e| {
+                ManagerError::Conflict(format!(
+                    "cannot list the names in use in {}: {e}",
+                    service.name
+                ))
+            })?;
             let plan = plan_tenants(
                 tenancy.allocation(),
                 capacity,
@@ -215,6 +223,7 @@ impl ServiceManager {
                 &missing,
                 &existing,
                 &service.name,
+                &|name| in_use.contains(name) || tenancy.is_reserved_name(name),
             )?;
             let rows: Vec<NewTenant> = plan
                 .iter()
@@ -449,8 +458,9 @@ struct PlannedTenant {
 }
 
 /// Chooses names (and numbers) for new tenants: `{project}_{environment}`, with a hash suffix
-/// if that name is already another tenant's; numbers are the lowest free ones. All or nothing:
-/// if there are not enough numbers, nothing is allocated.
+/// if that name is already another tenant's or `unavailable` (in use in the server, reserved),
+/// re-seeded until free; numbers are the lowest free ones. All or nothing: if there are not
+/// enough numbers, nothing is allocated.
 fn plan_tenants(
     allocation: Allocation,
     capacity: i64,
@@ -458,6 +468,7 @@ fn plan_tenants(
     missing: &[&Environment],
     existing: &[Tenant],
     service_name: &str,
+    unavailable: &dyn Fn(&str) -> bool,
 ) -> ManagerResult<Vec<PlannedTenant>> {
     let mut names_taken: HashSet<String> =
         existing.iter().map(|t| t.resource_name.clone()).collect();
@@ -484,12 +495,19 @@ fn plan_tenants(
     };
     let mut plan = Vec::new();
     for env in missing {
-        let mut name = names::tenant_name(&project.slug, &env.slug);
-        if names_taken.contains(&name) {
+        let base = names::tenant_name(&project.slug, &env.slug);
+        let mut name = base.clone();
+        let mut attempt = 0u32;
+        while names_taken.contains(&name) || unavailable(&name) {
             // Taken by another project's environment (normalisation collision, or a deleted
-            // project's reservation): the ids make this one distinct and stable.
-            let seed = format!("project {} environment {}", project.id, env.id);
-            name = names::with_hash_suffix(&name, &seed);
+            // project's reservation) or by the server: the ids make this one distinct and
+            // stable; re-seeded in the unlikely case the suffixed name is taken too.
+            let mut seed = format!("project {} environment {}", project.id, env.id);
+            if attempt > 0 {
+                seed.push_str(&format!(" attempt {attempt}"));
+            }
+            name = names::with_hash_suffix(&base, &seed);
+            attempt += 1;
         }
         names_taken.insert(name.clone());
         plan.push(PlannedTenant {
@@ -544,12 +562,56 @@ mod tests {
         let p = project(2, "a", &[(7, "b-c")]);
         let envs: Vec<&Environment> = p.environments.iter().collect();
         let existing = [tenant("a_b_c", None)];
-        let plan = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &existing, "db").unwrap();
+        let plan = plan_tenants(
+            Allocation::Named,
+            i64::MAX,
+            &p,
+            &envs,
+            &existing,
+            "db",
+            &|_| false,
+        )
+        .unwrap();
         assert_ne!(plan[0].name, "a_b_c");
         assert!(plan[0].name.starts_with("a_b_c_"));
-        let again = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &existing, "db").unwrap();
+        let again = plan_tenants(
+            Allocation::Named,
+            i64::MAX,
+            &p,
+            &envs,
+            &existing,
+            "db",
+            &|_| false,
+        )
+        .unwrap();
         assert_eq!(plan[0].name, again[0].name, "deterministic");
         assert_ne!(plan[0].password, again[0].password, "passwords are fresh");
+    }
+
+    #[test]
+    fn names_the_server_uses_or_reserves_are_avoided() {
+        let p = project(3, "postgres", &[(9, "production")]);
+        let envs: Vec<&Environment> = p.environments.iter().collect();
+        let plan = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &|_| {
+            false
+        })
+        .unwrap();
+        assert_eq!(plan[0].name, "postgres_production");
+        let first_suffix =
+            names::with_hash_suffix("postgres_production", "project 3 environment 9");
+        // In use in the server: the first suffix, as for a tenant collision.
+        let in_use = |n: &str| n == "postgres_production";
+        let plan =
+            plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &in_use).unwrap();
+        assert_eq!(plan[0].name, first_suffix);
+        // The suffixed name is taken too: re-seeded until free, still deterministic.
+        let taken = |n: &str| n == "postgres_production" || n == first_suffix;
+        let plan = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &taken).unwrap();
+        assert!(plan[0].name.starts_with("postgres_production_"));
+        assert_ne!(plan[0].name, first_suffix);
+        let again =
+            plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &taken).unwrap();
+        assert_eq!(plan[0].name, again[0].name);
     }
 
     #[test]
@@ -564,6 +626,7 @@ mod tests {
             &envs,
             &existing,
             "r",
+            &|_| false,
         )
         .unwrap();
         assert_eq!(
@@ -577,6 +640,7 @@ mod tests {
             &envs,
             &existing,
             "r",
+            &|_| false,
         );
         assert!(
             matches!(full, Err(ManagerError::Conflict(_))),
