@@ -1,5 +1,6 @@
-//! PostgreSQL: the seed's parameter table, the official image's env contract, and a probe that
-//! logs in with the generated password over the published port.
+//! PostgreSQL: the seed's parameter table, the official image's env contract (the admin
+//! password as `POSTGRES_PASSWORD_FILE`, written into the container, never in its environment),
+//! and a probe that logs in with the generated password over the published port.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use sqlx::Connection;
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use super::{Engine, ImageRecipe, Tenancy};
+use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 
 mod tenancy;
 
@@ -55,6 +56,14 @@ const PARAMS: &[ParamSpec] = &[
         editable: true,
     },
     ParamSpec {
+        name: "tenant_connection_limit",
+        doc: "Most connections one linked project environment's role may hold at once \
+              (CONNECTION LIMIT; applied to every tenant role when it is provisioned)",
+        kind: ParamKind::Integer { min: 1, max: 10000 },
+        default: Some(DEFAULT_TENANT_CONNECTION_LIMIT),
+        editable: true,
+    },
+    ParamSpec {
         name: "database",
         doc: "Initial database",
         kind: ParamKind::Identifier,
@@ -76,6 +85,23 @@ const PARAMS: &[ParamSpec] = &[
         editable: false,
     },
 ];
+
+/// A fifth of the default max_connections: one project cannot starve the others.
+const DEFAULT_TENANT_CONNECTION_LIMIT: &str = "20";
+
+/// Where the admin password is written inside the container: outside the data directory (which
+/// initdb wants empty and physical backups copy) and out of `docker inspect`.
+pub const PASSWORD_FILE: &str = "/run/berth/postgres-password";
+
+/// The CONNECTION LIMIT of tenant roles; services created before the parameter existed get
+/// the default.
+pub(super) fn tenant_connection_limit(params: &Parameters) -> i64 {
+    params
+        .get("tenant_connection_limit")
+        .and_then(|v| v.parse().ok())
+        .or_else(|| DEFAULT_TENANT_CONNECTION_LIMIT.parse().ok())
+        .expect("default limit is a number")
+}
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -142,10 +168,21 @@ impl Engine for Postgres {
     fn container_env(&self, params: &Parameters) -> Vec<String> {
         vec![
             format!("POSTGRES_USER={}", get(params, "username")),
-            format!("POSTGRES_PASSWORD={}", get(params, "password")),
+            format!("POSTGRES_PASSWORD_FILE={PASSWORD_FILE}"),
             format!("POSTGRES_DB={}", get(params, "database")),
             "PGDATA=/var/lib/postgresql/data".into(),
         ]
+    }
+
+    /// The admin password behind `POSTGRES_PASSWORD_FILE`. Readable by every user of the
+    /// container because the official image reads it after dropping to its `postgres` user (of
+    /// an image-specific uid); Berth's own entrypoint narrows it to `postgres`, mode 0400.
+    fn secret_files(&self, params: &Parameters) -> Vec<ContainerFile> {
+        vec![ContainerFile {
+            path: PASSWORD_FILE.to_string(),
+            contents: get(params, "password").as_bytes().to_vec(),
+            mode: 0o444,
+        }]
     }
 
     fn container_cmd(&self, params: &Parameters) -> Vec<String> {
@@ -188,5 +225,42 @@ impl Engine for Postgres {
 
     fn tenancy(&self) -> Option<&dyn Tenancy> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Parameters {
+        Parameters::from([
+            ("username".to_string(), "admin".to_string()),
+            ("database".to_string(), "app".to_string()),
+            ("password".to_string(), "Secret123Secret1".to_string()),
+        ])
+    }
+
+    #[test]
+    fn admin_password_goes_into_a_file_not_the_environment() {
+        let params = params();
+        let env = Postgres.container_env(&params);
+        assert!(env.iter().all(|e| !e.contains("Secret123")), "{env:?}");
+        assert!(env.contains(&format!("POSTGRES_PASSWORD_FILE={PASSWORD_FILE}")));
+        let files = Postgres.secret_files(&params);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, PASSWORD_FILE);
+        assert_eq!(files[0].contents, b"Secret123Secret1");
+        assert!(
+            !PASSWORD_FILE.starts_with(Postgres.data_path()),
+            "outside the data directory"
+        );
+    }
+
+    #[test]
+    fn tenant_connection_limit_defaults_for_older_services() {
+        let mut params = params();
+        assert_eq!(tenant_connection_limit(&params), 20);
+        params.insert("tenant_connection_limit".into(), "3".into());
+        assert_eq!(tenant_connection_limit(&params), 3);
     }
 }
