@@ -223,7 +223,8 @@ impl ServiceManager {
                 &missing,
                 &existing,
                 &service.name,
-                &|name| in_use.contains(name) || tenancy.is_reserved_name(name),
+                &|name| in_use.contains(name),
+                &|name| tenancy.is_reserved_name(name),
             )?;
             let rows: Vec<NewTenant> = plan
                 .iter()
@@ -457,10 +458,11 @@ struct PlannedTenant {
     password: String,
 }
 
-/// Chooses names (and numbers) for new tenants: `{project}_{environment}`, with a hash suffix
-/// if that name is already another tenant's or `unavailable` (in use in the server, reserved),
-/// re-seeded until free; numbers are the lowest free ones. All or nothing: if there are not
-/// enough numbers, nothing is allocated.
+/// Chooses names (and numbers) for new tenants: `{project}_{environment}` (`t_` in front if the
+/// engine reserves that name, e.g. PostgreSQL's `pg_*`), with a hash suffix if that name is
+/// already another tenant's or `in_use` in the server, re-seeded until free; numbers are the
+/// lowest free ones. All or nothing: if there are not enough numbers, nothing is allocated.
+#[allow(clippy::too_many_arguments)]
 fn plan_tenants(
     allocation: Allocation,
     capacity: i64,
@@ -468,7 +470,8 @@ fn plan_tenants(
     missing: &[&Environment],
     existing: &[Tenant],
     service_name: &str,
-    unavailable: &dyn Fn(&str) -> bool,
+    in_use: &dyn Fn(&str) -> bool,
+    reserved: &dyn Fn(&str) -> bool,
 ) -> ManagerResult<Vec<PlannedTenant>> {
     let mut names_taken: HashSet<String> =
         existing.iter().map(|t| t.resource_name.clone()).collect();
@@ -495,13 +498,23 @@ fn plan_tenants(
     };
     let mut plan = Vec::new();
     for env in missing {
-        let base = names::tenant_name(&project.slug, &env.slug);
+        let mut base = names::tenant_name(&project.slug, &env.slug);
+        if reserved(&base) {
+            // A suffix would keep the reserved prefix: prefix instead.
+            base = names::tenant_name("t", &base);
+        }
         let mut name = base.clone();
         let mut attempt = 0u32;
-        while names_taken.contains(&name) || unavailable(&name) {
+        while names_taken.contains(&name) || in_use(&name) || reserved(&name) {
             // Taken by another project's environment (normalisation collision, or a deleted
             // project's reservation) or by the server: the ids make this one distinct and
             // stable; re-seeded in the unlikely case the suffixed name is taken too.
+            if attempt == 1000 {
+                return Err(ManagerError::Conflict(format!(
+                    "no free name for environment {} of project {} in {service_name}",
+                    env.slug, project.slug
+                )));
+            }
             let mut seed = format!("project {} environment {}", project.id, env.id);
             if attempt > 0 {
                 seed.push_str(&format!(" attempt {attempt}"));
@@ -570,6 +583,7 @@ mod tests {
             &existing,
             "db",
             &|_| false,
+            &|_| false,
         )
         .unwrap();
         assert_ne!(plan[0].name, "a_b_c");
@@ -582,6 +596,7 @@ mod tests {
             &existing,
             "db",
             &|_| false,
+            &|_| false,
         )
         .unwrap();
         assert_eq!(plan[0].name, again[0].name, "deterministic");
@@ -590,28 +605,41 @@ mod tests {
 
     #[test]
     fn names_the_server_uses_or_reserves_are_avoided() {
-        let p = project(3, "postgres", &[(9, "production")]);
-        let envs: Vec<&Environment> = p.environments.iter().collect();
-        let plan = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &|_| {
-            false
-        })
-        .unwrap();
-        assert_eq!(plan[0].name, "postgres_production");
+        let none = |_: &str| false;
+        let plan_for = |slug: &str, in_use: &dyn Fn(&str) -> bool| {
+            let p = project(3, slug, &[(9, "production")]);
+            let envs: Vec<&Environment> = p.environments.iter().collect();
+            let reserved = |n: &str| n.starts_with("pg_");
+            plan_tenants(
+                Allocation::Named,
+                i64::MAX,
+                &p,
+                &envs,
+                &[],
+                "db",
+                in_use,
+                &reserved,
+            )
+            .unwrap()
+            .remove(0)
+            .name
+        };
+        assert_eq!(plan_for("postgres", &none), "postgres_production");
         let first_suffix =
             names::with_hash_suffix("postgres_production", "project 3 environment 9");
         // In use in the server: the first suffix, as for a tenant collision.
         let in_use = |n: &str| n == "postgres_production";
-        let plan =
-            plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &in_use).unwrap();
-        assert_eq!(plan[0].name, first_suffix);
+        assert_eq!(plan_for("postgres", &in_use), first_suffix);
         // The suffixed name is taken too: re-seeded until free, still deterministic.
         let taken = |n: &str| n == "postgres_production" || n == first_suffix;
-        let plan = plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &taken).unwrap();
-        assert!(plan[0].name.starts_with("postgres_production_"));
-        assert_ne!(plan[0].name, first_suffix);
-        let again =
-            plan_tenants(Allocation::Named, i64::MAX, &p, &envs, &[], "db", &taken).unwrap();
-        assert_eq!(plan[0].name, again[0].name);
+        let name = plan_for("postgres", &taken);
+        assert!(name.starts_with("postgres_production_"));
+        assert_ne!(name, first_suffix);
+        assert_eq!(name, plan_for("postgres", &taken));
+        // Reserved (a prefix no suffix removes): prefixed instead, then suffixed if in use.
+        assert_eq!(plan_for("pg", &none), "t_pg_production");
+        let name = plan_for("pg", &|n: &str| n == "t_pg_production");
+        assert!(name.starts_with("t_pg_production_"), "{name}");
     }
 
     #[test]
@@ -627,6 +655,7 @@ mod tests {
             &existing,
             "r",
             &|_| false,
+            &|_| false,
         )
         .unwrap();
         assert_eq!(
@@ -640,6 +669,7 @@ mod tests {
             &envs,
             &existing,
             "r",
+            &|_| false,
             &|_| false,
         );
         assert!(
