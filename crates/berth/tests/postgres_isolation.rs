@@ -333,8 +333,7 @@ async fn tenant_connection_limit_is_enforced() {
         &vars["POSTGRES_DB"],
     )
     .await
-    .err()
-    .expect("a third connection is refused");
+    .expect_err("a third connection is refused");
     assert!(
         err.to_string().contains("too many connections for role"),
         "{err}"
@@ -589,8 +588,7 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
         &tenant.resource_name,
     )
     .await
-    .err()
-    .expect("login is off");
+    .expect_err("login is off");
     assert!(err.to_string().contains("not permitted to log in"), "{err}");
     assert!(
         !tenancy
