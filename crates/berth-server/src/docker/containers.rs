@@ -389,3 +389,68 @@ impl DockerClient {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "berth-redis-a".into(),
+            image: "berth/redis:7".into(),
+            env: vec!["A=1".into()],
+            cmd: vec![],
+            labels: HashMap::from([
+                (LABEL_SERVICE_ID.to_string(), "3".to_string()),
+                (LABEL_INSTANCE.to_string(), "abc".to_string()),
+            ]),
+            volume: "berth-redis-a-data".into(),
+            data_path: "/data".into(),
+            ports: vec![(6379, 6380)],
+            network: "berth".into(),
+            files: vec![],
+        }
+    }
+
+    fn matching() -> ContainerInfo {
+        ContainerInfo {
+            id: "x".into(),
+            running: true,
+            state: "running".into(),
+            image: "berth/redis:7".into(),
+            labels: spec().labels,
+            bindings: vec![("127.0.0.1".into(), 6380)],
+            volumes: vec!["berth-redis-a-data".into()],
+        }
+    }
+
+    #[test]
+    fn only_image_ports_and_volume_count_as_drift() {
+        assert_eq!(matching().drift_from(&spec()), None);
+        let mut other_env = spec();
+        other_env.env = vec!["A=2".into()];
+        assert_eq!(matching().drift_from(&other_env), None, "env never restarts");
+        let mut moved = matching();
+        moved.bindings = vec![("127.0.0.1".into(), 7000)];
+        assert!(moved.drift_from(&spec()).unwrap().contains("host ports"));
+        let mut retagged = matching();
+        retagged.image = "redis:7".into();
+        assert!(retagged.drift_from(&spec()).unwrap().contains("image"));
+        let mut other_volume = matching();
+        other_volume.volumes = vec!["elsewhere".into()];
+        assert!(other_volume.drift_from(&spec()).unwrap().contains("volumes"));
+    }
+
+    #[test]
+    fn ownership_needs_both_service_and_instance_labels() {
+        assert!(matching().belongs_to(&spec()));
+        let mut foreign = matching();
+        foreign.labels.clear();
+        assert!(!foreign.belongs_to(&spec()));
+        let mut other_instance = matching();
+        other_instance
+            .labels
+            .insert(LABEL_INSTANCE.to_string(), "zzz".into());
+        assert!(!other_instance.belongs_to(&spec()));
+    }
+}
