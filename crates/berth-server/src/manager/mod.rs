@@ -265,6 +265,16 @@ impl ServiceManager {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// 503 once a graceful shutdown has begun; for operations that write before they claim.
+    pub fn refuse_if_shutting_down(&self) -> ManagerResult<()> {
+        if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ManagerError::Unavailable(
+                "berth is shutting down; retry when it is back".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Waits until no operation is in flight, up to `deadline`. Returns the ids of services
     /// whose operations are still running (parked: recorded as running, so the reconciler
     /// finishes or undoes them at the next start).
