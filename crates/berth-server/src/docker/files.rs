@@ -147,8 +147,8 @@ mod tests {
             mode: 0o400,
         };
         let tar = archive(std::path::Path::new("berth/secret"), &file).unwrap();
-        let mut archive = tar::Archive::new(tar.as_slice());
-        let entries: Vec<(String, u32, u64)> = archive
+        let mut reader = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, u64)> = reader
             .entries()
             .unwrap()
             .map(|e| {
