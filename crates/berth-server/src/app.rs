@@ -174,9 +174,13 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
     })
 }
 
+/// After the operations drained, how long open requests get to finish before Berth exits.
+const REQUEST_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: new operations are
-/// refused (503), in-flight requests and operations get `shutdown_timeout_secs` to finish, and
-/// whatever is still running after that stays recorded for the reconciler of the next start.
+/// refused (503) while the API keeps answering, in-flight operations get
+/// `shutdown_timeout_secs` to finish, and whatever is still running after that stays recorded
+/// for the reconciler of the next start.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let server = build(config).await?;
     let listener = tokio::net::TcpListener::bind(server.config.listen)
@@ -200,6 +204,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
         manager.begin_shutdown();
+        tracing::info!("shutting down: new operations are refused while running ones drain");
         let _ = stop_tx.send(true);
     });
 
@@ -207,17 +212,24 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let mut graceful = stop_rx.clone();
     let mut hard = stop_rx.clone();
     let app = api::router(server.state.clone());
+    let draining = server.state.manager.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|stop| *stop).await;
+        // Keep listening while operations drain: clients can still poll them, and a new
+        // operation gets a 503 saying why instead of a refused connection.
+        draining.wait_idle(deadline).await;
     });
     tokio::select! {
         result = serve => result?,
         _ = async {
             let _ = hard.wait_for(|stop| *stop).await;
-            tokio::time::sleep(deadline).await;
-        } => tracing::warn!("requests still open after {}s; exiting anyway", deadline.as_secs()),
+            tokio::time::sleep(deadline + REQUEST_GRACE).await;
+        } => tracing::warn!(
+            "requests still open after {}s; exiting anyway",
+            (deadline + REQUEST_GRACE).as_secs()
+        ),
     }
-    let parked = server.state.manager.wait_idle(deadline).await;
+    let parked = server.state.manager.wait_idle(Duration::ZERO).await;
     if parked.is_empty() {
         tracing::info!("shut down cleanly");
     } else {

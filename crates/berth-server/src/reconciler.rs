@@ -196,6 +196,8 @@ impl Reconciler {
         if let Err(e) = self.pass_inner().await {
             self.record_error(e.to_string()).await;
         }
+        let m = &self.manager;
+        m.metrics.refresh_gauges(&m.store, &m.docker).await;
         let mut status = self.status.lock().await;
         status.passes += 1;
         status.last_pass_at = Some(crate::store::now());

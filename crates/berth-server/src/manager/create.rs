@@ -28,6 +28,8 @@ impl ServiceManager {
         self: &Arc<Self>,
         request: CreateRequest,
     ) -> ManagerResult<(Service, Started)> {
+        // Before the row is written: the claim below would refuse too, but too late.
+        self.refuse_if_shutting_down()?;
         let engine = engines::engine(&request.service_type).ok_or_else(|| {
             ManagerError::BadRequest(format!(
                 "unknown service_type {:?}; supported: {}",

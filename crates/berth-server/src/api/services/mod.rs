@@ -115,12 +115,10 @@ pub async fn respond(
         );
         return Ok(response);
     }
-    let outcome = started.done.await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("operation task failed: {e}"),
-        )
-    })?;
+    let outcome = started
+        .done
+        .await
+        .map_err(|e| ApiError::internal(format!("operation task failed: {e}")))?;
     if let Err(e) = outcome {
         let mut err = ApiError::from(e);
         err.operation_id = Some(op_id);
