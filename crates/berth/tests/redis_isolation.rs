@@ -184,8 +184,10 @@ fn is_refused(e: &redis::RedisError) -> bool {
 
 const B_KEY: &str = "b-only-key";
 const B_VALUE: &str = "b-only-value";
-const B_LIBRARY: &str = "#!lua name=blib\nredis.register_function('bfn', function() return 'b' end)";
-const A_LIBRARY: &str = "#!lua name=blib\nredis.register_function('bfn', function() return 'a' end)";
+const B_LIBRARY: &str =
+    "#!lua name=blib\nredis.register_function('bfn', function() return 'b' end)";
+const A_LIBRARY: &str =
+    "#!lua name=blib\nredis.register_function('bfn', function() return 'a' end)";
 const B_SCRIPT: &str = "return 'b-cached-script'";
 
 /// What an entry of the table is expected to do.
@@ -353,7 +355,9 @@ async fn tenant_cannot_reach_another_tenants_data_or_server_wide_state() {
         .await
         .unwrap();
     if !format!("{libraries:?}").contains("return 'b'") {
-        failures.push(format!("B's function library is gone or replaced: {libraries:?}"));
+        failures.push(format!(
+            "B's function library is gone or replaced: {libraries:?}"
+        ));
     }
     let exists: Vec<i64> = redis::cmd("SCRIPT")
         .arg("EXISTS")
@@ -518,11 +522,14 @@ async fn keys_in_database_zero_are_reported_as_warnings() {
     let expected =
         "an application wrote to database 0, which every tenant can read (2 keys)".to_string();
     let (_, body) = s.berth.get(&path).await;
-    assert_eq!(service_warnings(&body), [expected.clone()], "{body}");
+    assert_eq!(service_warnings(&body), [expected.as_str()], "{body}");
     let (status, health) = s.berth.get(&format!("{path}/health")).await;
     assert_eq!(status, StatusCode::OK, "{health}");
-    assert_eq!(health["healthy"], true, "a warning is not ill health: {health}");
-    assert_eq!(service_warnings(&health), [expected], "{health}");
+    assert_eq!(
+        health["healthy"], true,
+        "a warning is not ill health: {health}"
+    );
+    assert_eq!(service_warnings(&health), [expected.as_str()], "{health}");
 }
 
 /// SHA-256 in hex by `sha256sum`, the secret on its stdin (never in an argument).
@@ -621,7 +628,12 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
     assert_eq!(cart.as_deref(), Some("kept"));
 
     // A user whose rules drifted (older, broader rules) is not provisioned as recorded.
-    for drift in [vec!["&*"], vec!["+function"], vec!["+select|0"], vec![">other"]] {
+    for drift in [
+        vec!["&*"],
+        vec!["+function"],
+        vec!["+select|0"],
+        vec![">other"],
+    ] {
         let mut setuser = redis::cmd("ACL");
         setuser.arg("SETUSER").arg(&a.username).arg(&drift);
         let _: () = setuser.query_async(&mut admin).await.unwrap();
@@ -645,7 +657,10 @@ async fn admin_password_is_neither_in_docker_inspect_nor_in_the_volume() {
     );
     let (ok, acl) = docker(&["exec", &s.container, "cat", "/data/users.acl"]);
     assert!(ok, "{acl}");
-    assert!(!acl.contains(&s.admin_password), "plain password in the volume");
+    assert!(
+        !acl.contains(&s.admin_password),
+        "plain password in the volume"
+    );
     let hash = sha256_hex(&s.admin_password);
     assert!(acl.contains(&format!("#{hash}")), "{acl}");
     let (ok, listing) = docker(&["exec", &s.container, "ls", "-A", "/data"]);
@@ -654,12 +669,7 @@ async fn admin_password_is_neither_in_docker_inspect_nor_in_the_volume() {
 
     // An existing ACL file is kept: the container restarts without the password file, and
     // both the admin and the tenants still log in.
-    let (ok, out) = docker(&[
-        "exec",
-        &s.container,
-        "rm",
-        "/run/berth/admin-password",
-    ]);
+    let (ok, out) = docker(&["exec", &s.container, "rm", "/run/berth/admin-password"]);
     assert!(ok, "{out}");
     let (ok, out) = docker(&["restart", &s.container]);
     assert!(ok, "{out}");

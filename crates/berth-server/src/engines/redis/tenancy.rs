@@ -381,7 +381,11 @@ impl Tenancy for Redis {
         {
             return Ok(false);
         }
-        let other = if db == FIRST_TENANT_DB { db + 1 } else { db - 1 };
+        let other = if db == FIRST_TENANT_DB {
+            db + 1
+        } else {
+            db - 1
+        };
         let prefix = channel_prefix(&tenant.username);
         let mut pipe = redis::pipe();
         for (args, _) in DRYRUN_CHECKS {
@@ -521,7 +525,14 @@ mod tests {
         .collect();
         assert_eq!(
             supported_rules(rules, &t),
-            ["reset", "+@all", "-client|kill", "+select|3", "-function", "&web:*"]
+            [
+                "reset",
+                "+@all",
+                "-client|kill",
+                "+select|3",
+                "-function",
+                "&web:*"
+            ]
         );
     }
 
