@@ -123,7 +123,7 @@ impl From<ManagerError> for ApiError {
         match e {
             ManagerError::BadRequest(m) => Self::bad_request(m),
             ManagerError::NotFound(m) => Self::not_found(m),
-            ManagerError::Conflict(m) => Self::conflict(m),
+            ManagerError::Conflict(m) | ManagerError::DataMissing(m) => Self::conflict(m),
             ManagerError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
             ManagerError::NotStarted(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
             ManagerError::Internal(m) => {

@@ -150,6 +150,8 @@ impl ServiceManager {
         self.docker.start_container(&spec.name).await?;
         self.step(op_id, "waiting for readiness").await;
         self.wait_ready(engine, service).await?;
+        self.step(op_id, "stamping the data volume").await;
+        self.stamp_volume(engine, service).await?;
         self.store.set_service_status(service.id, "running").await?;
         Ok(())
     }

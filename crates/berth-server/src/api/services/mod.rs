@@ -32,6 +32,10 @@ pub struct ServiceView {
     pub volume_name: String,
     pub created_at: String,
     pub updated_at: String,
+    /// What the user should know about the service's data (volume missing, keys in Redis
+    /// database 0 ...). Filled in by the single-service view; empty in lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl ServiceView {
@@ -65,6 +69,7 @@ impl ServiceView {
             volume_name: service.volume_name.clone(),
             created_at: service.created_at.clone(),
             updated_at: service.updated_at.clone(),
+            warnings: Vec::new(),
         }
     }
 }
