@@ -491,9 +491,13 @@ async fn tenant_pubsub_is_confined_to_its_prefix_and_client_commands_work() {
 #[tokio::test]
 async fn keys_in_database_zero_are_reported_as_warnings() {
     let s = setup().await;
+    // `warnings` is an array of strings, left out of the view when empty.
     let service_warnings = |body: &serde_json::Value| -> Vec<String> {
-        serde_json::from_value(body["warnings"].clone())
-            .unwrap_or_else(|e| panic!("`warnings` is an array of strings ({e}): {body}"))
+        match &body["warnings"] {
+            serde_json::Value::Null => Vec::new(),
+            w => serde_json::from_value(w.clone())
+                .unwrap_or_else(|e| panic!("`warnings` is an array of strings ({e}): {body}")),
+        }
     };
     let path = format!("/api/external-services/{}", s.id);
     let (status, body) = s.berth.get(&path).await;
@@ -626,6 +630,26 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
         .await
         .unwrap();
     assert_eq!(cart.as_deref(), Some("kept"));
+
+    // A revoked login turned back on by hand (with broader rules) is turned off again.
+    tenancy.revoke(s.port, &params, &a).await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&a.username)
+        .arg("on")
+        .arg("&*")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    tenant(s.port, &s.a).await;
+    tenancy.revoke(s.port, &params, &a).await.unwrap();
+    assert!(
+        connect(&url(s.port, &s.a, Some(s.a.db), false))
+            .await
+            .is_err(),
+        "turned off again"
+    );
+    tenancy.provision(s.port, &params, &a).await.unwrap();
 
     // A user whose rules drifted (older, broader rules) is not provisioned as recorded.
     for drift in [

@@ -267,6 +267,20 @@ async fn get_user(
     ))
 }
 
+/// A field of an `ACL GETUSER` reply as words: a list (`flags`, `passwords`) or a string of
+/// rules (`keys`, `channels`, split on spaces).
+fn user_field(user: &HashMap<String, Value>, field: &str) -> Vec<String> {
+    match user.get(field) {
+        Some(v) => match as_items(v) {
+            Some(items) => items.iter().filter_map(as_text).collect(),
+            None => as_text(v)
+                .map(|s| s.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+        },
+        None => Vec::new(),
+    }
+}
+
 /// Commands whose permission for a tenant is checked with `ACL DRYRUN` by `is_provisioned`:
 /// a user provisioned by an older Berth (or edited by hand) fails one of them and is
 /// provisioned again. `{db}`, `{other}` and `{prefix}` are filled in.
@@ -359,17 +373,7 @@ impl Tenancy for Redis {
         let Some(user) = get_user(&mut conn, &tenant.username).await? else {
             return Ok(false);
         };
-        let texts = |field: &str| -> Vec<String> {
-            match user.get(field) {
-                Some(v) => match as_items(v) {
-                    Some(items) => items.iter().filter_map(as_text).collect(),
-                    None => as_text(v)
-                        .map(|s| s.split_whitespace().map(String::from).collect())
-                        .unwrap_or_default(),
-                },
-                None => Vec::new(),
-            }
-        };
+        let texts = |field: &str| user_field(&user, field);
         let expected_hash = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(tenant.password.as_bytes()))
@@ -411,9 +415,10 @@ impl Tenancy for Redis {
             .all(|((_, allowed), reply)| matches!(reply, Value::Okay) == *allowed))
     }
 
-    /// `ACL SETUSER <user> off` (no new logins), then ends its open connections (Redis keeps
-    /// authenticated connections of a disabled user), then saves the ACL file. Data stays; a
-    /// user that does not exist is not created.
+    /// `ACL SETUSER <user> off` (no new logins) and `ACL SAVE` unless it is off already, then
+    /// ends its open connections (Redis keeps the authenticated connections of a disabled
+    /// user). Data stays; a user that does not exist is not created. Cheap when there is
+    /// nothing to do, so it can be enforced on every reconcile pass.
     async fn revoke(
         &self,
         host_port: u16,
@@ -423,16 +428,19 @@ impl Tenancy for Redis {
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
             .await
             .map_err(|e| format!("connecting as the admin user: {e}"))?;
-        if get_user(&mut conn, &tenant.username).await?.is_none() {
+        let Some(user) = get_user(&mut conn, &tenant.username).await? else {
             return Ok(());
+        };
+        let on = user_field(&user, "flags").iter().any(|f| f == "on");
+        if on {
+            let _: () = redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(&tenant.username)
+                .arg("off")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| format!("ACL SETUSER off: {e}"))?;
         }
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(&tenant.username)
-            .arg("off")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("ACL SETUSER off: {e}"))?;
         let _: i64 = redis::cmd("CLIENT")
             .arg("KILL")
             .arg("USER")
@@ -440,11 +448,13 @@ impl Tenancy for Redis {
             .query_async(&mut conn)
             .await
             .map_err(|e| format!("CLIENT KILL USER: {e}"))?;
-        let _: () = redis::cmd("ACL")
-            .arg("SAVE")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("ACL SAVE: {e}"))?;
+        if on {
+            let _: () = redis::cmd("ACL")
+                .arg("SAVE")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| format!("ACL SAVE: {e}"))?;
+        }
         Ok(())
     }
 
