@@ -307,7 +307,9 @@ impl Reconciler {
                 m.replace_container(engine, service).await?;
             }
             Some(info)
-                if service.desired_state == "running" && !info.running && info.state != "restarting" =>
+                if service.desired_state == "running"
+                    && !info.running
+                    && info.state != "restarting" =>
             {
                 tracing::warn!(service_id = service.id, state = %info.state, "container not running; starting it");
                 m.docker.start_container(&service.container_name).await?;

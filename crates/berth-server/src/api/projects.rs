@@ -153,7 +153,11 @@ fn deleted(revoked: Vec<RevokedTenant>) -> Response {
         return StatusCode::NO_CONTENT.into_response();
     }
     let note = super::links::revoked_note(&revoked);
-    (StatusCode::OK, Json(DeletedWithRevocations { revoked, note })).into_response()
+    (
+        StatusCode::OK,
+        Json(DeletedWithRevocations { revoked, note }),
+    )
+        .into_response()
 }
 
 /// Refused while services are linked: unlinking is an explicit decision about their data. The

@@ -158,9 +158,7 @@ impl ServiceManager {
 
     /// Removes whatever a create made: container, volume, row. Idempotent.
     pub async fn undo_create(&self, service: &Service) -> ManagerResult<()> {
-        self.docker
-            .remove_container(&service.container_name)
-            .await?;
+        self.remove_own_container(service).await?;
         self.docker.remove_volume(&service.volume_name).await?;
         self.store.delete_service(service.id).await?;
         Ok(())

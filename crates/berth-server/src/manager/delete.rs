@@ -76,9 +76,7 @@ impl ServiceManager {
         };
         self.step(op_id, "removing container").await;
         self.stop_gracefully(service).await?;
-        self.docker
-            .remove_container(&service.container_name)
-            .await?;
+        self.remove_own_container(service).await?;
         crate::crashpoint::hit("delete.after_container");
         if !keep_data {
             self.step(op_id, "removing volume").await;

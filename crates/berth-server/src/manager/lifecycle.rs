@@ -69,6 +69,9 @@ impl ServiceManager {
     /// `STOP_TIMEOUT_SECS` to flush) before anything removes it: removing with force alone
     /// would SIGKILL a database mid-write. A missing container is fine.
     pub(super) async fn stop_gracefully(&self, service: &Service) -> ManagerResult<()> {
+        if !self.own_container_exists(service).await? {
+            return Ok(());
+        }
         match self
             .docker
             .stop_container(&service.container_name, STOP_TIMEOUT_SECS)

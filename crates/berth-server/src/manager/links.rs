@@ -162,7 +162,12 @@ impl ServiceManager {
                 "service {service_id} is not linked to project {project_id}"
             )));
         }
-        tracing::info!(service_id, project_id, revoke, "service unlinked (tenants kept)");
+        tracing::info!(
+            service_id,
+            project_id,
+            revoke,
+            "service unlinked (tenants kept)"
+        );
         if !revoke {
             return Ok(Vec::new());
         }
@@ -382,7 +387,10 @@ impl ServiceManager {
         for tenant in self.store.service_tenants(service.id).await? {
             // Tenants of deleted environments stay revoked.
             if tenant.project_id != project.id
-                || !project.environments.iter().any(|e| e.id == tenant.environment_id)
+                || !project
+                    .environments
+                    .iter()
+                    .any(|e| e.id == tenant.environment_id)
             {
                 continue;
             }

@@ -191,6 +191,38 @@ impl ServiceManager {
             .ok_or_else(|| ManagerError::NotFound(format!("service {id} does not exist")))
     }
 
+    /// Whether a container with the service's name exists and was made by this Berth for this
+    /// service. A foreign container of the same name is never stopped or removed.
+    pub async fn own_container_exists(&self, service: &Service) -> ManagerResult<bool> {
+        let Some(info) = self
+            .docker
+            .inspect_container(&service.container_name)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let ours = info.labels.get(LABEL_SERVICE_ID) == Some(&service.id.to_string())
+            && info.labels.get(LABEL_INSTANCE) == Some(&self.instance_id);
+        if !ours {
+            tracing::warn!(
+                service_id = service.id,
+                container = %service.container_name,
+                "a container with this service's name is not Berth's; leaving it alone"
+            );
+        }
+        Ok(ours)
+    }
+
+    /// Removes the service's container if it is its own (see [`Self::own_container_exists`]).
+    pub async fn remove_own_container(&self, service: &Service) -> ManagerResult<()> {
+        if self.own_container_exists(service).await? {
+            self.docker
+                .remove_container(&service.container_name)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The container a service should have, from its row.
     pub fn container_spec(&self, engine: &dyn Engine, service: &Service) -> ContainerSpec {
         container_spec(

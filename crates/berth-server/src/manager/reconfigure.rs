@@ -153,7 +153,7 @@ impl ServiceManager {
         self.step(op_id, "stopping the old container").await;
         self.stop_gracefully(service).await?;
         self.step(op_id, "replacing container").await;
-        self.docker.remove_container(&spec.name).await?;
+        self.remove_own_container(service).await?;
         crate::crashpoint::hit("reconfigure.after_remove");
         self.docker.ensure_network(&self.config.network).await?;
         self.docker.create_or_adopt_container(&spec).await?;
@@ -176,7 +176,7 @@ impl ServiceManager {
         let spec = self.container_spec(engine, service);
         self.images.ensure(&spec.image, &|_| {}).await?;
         self.stop_gracefully(service).await?;
-        self.docker.remove_container(&spec.name).await?;
+        self.remove_own_container(service).await?;
         self.create_container_on_volume(engine, service).await?;
         if service.desired_state == "running" {
             self.docker.start_container(&spec.name).await?;
@@ -199,7 +199,7 @@ impl ServiceManager {
         restored.parameters = previous.clone();
         let spec = self.container_spec(engine, &restored);
         self.stop_gracefully(&restored).await?;
-        self.docker.remove_container(&spec.name).await?;
+        self.remove_own_container(&restored).await?;
         self.docker.create_or_adopt_container(&spec).await?;
         if restored.desired_state == "running" {
             self.docker.start_container(&spec.name).await?;

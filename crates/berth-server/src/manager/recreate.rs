@@ -59,10 +59,9 @@ impl ServiceManager {
             .await?
             .ok_or_else(|| ManagerError::NotFound(format!("service {} is gone", service.id)))?;
         if service.volume_marker.is_none() {
-            self.step(op_id, "discarding the old container and volume").await;
-            self.docker
-                .remove_container(&service.container_name)
-                .await?;
+            self.step(op_id, "discarding the old container and volume")
+                .await;
+            self.remove_own_container(&service).await?;
             self.docker.remove_volume(&service.volume_name).await?;
             self.docker
                 .ensure_volume(

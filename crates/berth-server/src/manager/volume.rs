@@ -30,11 +30,7 @@ impl ServiceManager {
     /// service first accepts connections (and for services that predate markers). The file is
     /// written before the row, so a crash in between leaves an unrecorded marker, which the
     /// next stamp overwrites; never a recorded marker the volume lacks.
-    pub async fn stamp_volume(
-        &self,
-        engine: &dyn Engine,
-        service: &Service,
-    ) -> ManagerResult<()> {
+    pub async fn stamp_volume(&self, engine: &dyn Engine, service: &Service) -> ManagerResult<()> {
         let marker = secrets::generate_password(MARKER_LEN);
         let file = ContainerFile {
             path: marker_path(engine),
@@ -68,7 +64,10 @@ impl ServiceManager {
         };
         if !self.docker.volume_exists(&spec.volume).await? {
             return self
-                .data_missing(service, format!("its volume {} no longer exists", spec.volume))
+                .data_missing(
+                    service,
+                    format!("its volume {} no longer exists", spec.volume),
+                )
                 .await;
         }
         self.docker.create_or_adopt_container(&spec).await?;
@@ -92,7 +91,9 @@ impl ServiceManager {
 
     async fn data_missing(&self, service: &Service, why: String) -> ManagerResult<()> {
         tracing::error!(service_id = service.id, "data missing: {why}");
-        self.store.set_service_status(service.id, DATA_MISSING).await?;
+        self.store
+            .set_service_status(service.id, DATA_MISSING)
+            .await?;
         Err(ManagerError::DataMissing(format!(
             "service {:?}: {why}. Berth did not recreate it, so nothing was overwritten. Restore the \
              volume and start the service, or accept EMPTY data with \

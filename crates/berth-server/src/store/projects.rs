@@ -115,7 +115,11 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn delete_environment(&self, project_id: i64, environment_id: i64) -> StoreResult<bool> {
+    pub async fn delete_environment(
+        &self,
+        project_id: i64,
+        environment_id: i64,
+    ) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM environments WHERE project_id = $1 AND id = $2")
             .bind(project_id)
             .bind(environment_id)
