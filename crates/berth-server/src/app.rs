@@ -35,15 +35,72 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the key that encrypts secrets at rest, generating it (0600) on first start.
-fn load_or_create_key(data_dir: &Path) -> anyhow::Result<SecretBox> {
+/// Where the key that encrypts secrets at rest is stored in the state database's `meta`.
+const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
+
+/// The key that encrypts secrets at rest: read from `secret.key`, or generated in memory when
+/// the file is missing (written only once the state database agrees, see [`check_key`]).
+struct LoadedKey {
+    key: Vec<u8>,
+    generated: bool,
+}
+
+fn load_key(data_dir: &Path) -> anyhow::Result<LoadedKey> {
     let path = data_dir.join(KEY_FILE);
     if !path.exists() {
-        write_private(&path, &secrets::generate_key())?;
-        tracing::info!(path = %path.display(), "generated the secret key (keep it: without it stored credentials cannot be decrypted)");
+        return Ok(LoadedKey {
+            key: secrets::generate_key().to_vec(),
+            generated: true,
+        });
     }
     let key = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    SecretBox::new(&key).with_context(|| format!("{} is not a valid key", path.display()))
+    Ok(LoadedKey {
+        key,
+        generated: false,
+    })
+}
+
+/// A short public digest of the key: tells keys apart without revealing them.
+fn key_fingerprint(key: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"berth secret.key fingerprint\0")
+        .chain_update(key)
+        .finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Refuses to run with a key other than the one the state database's secrets were encrypted
+/// under (a lost or replaced `secret.key` would make every credential unreadable), then
+/// writes a newly generated key and records its fingerprint.
+async fn check_key(store: &Store, data_dir: &Path, loaded: &LoadedKey) -> anyhow::Result<()> {
+    let path = data_dir.join(KEY_FILE);
+    let fingerprint = key_fingerprint(&loaded.key);
+    match store.meta(KEY_FINGERPRINT).await? {
+        Some(recorded) if loaded.generated => anyhow::bail!(
+            "{} is missing, but the state database holds secrets encrypted under key {recorded}; \
+             restore secret.key from your backup (a new key cannot decrypt them)",
+            path.display()
+        ),
+        Some(recorded) if recorded != fingerprint => anyhow::bail!(
+            "{} (key {fingerprint}) is not the key the state database's secrets were encrypted \
+             under (key {recorded}); restore the right secret.key",
+            path.display()
+        ),
+        Some(_) => return Ok(()),
+        None if loaded.generated && store.count_encrypted_rows().await? > 0 => anyhow::bail!(
+            "{} is missing, but the state database holds encrypted secrets; restore secret.key \
+             from your backup (a new key cannot decrypt them)",
+            path.display()
+        ),
+        None => {}
+    }
+    if loaded.generated {
+        write_private(&path, &loaded.key)?;
+        tracing::info!(path = %path.display(), "generated the secret key (keep it: without it stored credentials cannot be decrypted)");
+    }
+    store.set_meta(KEY_FINGERPRINT, &fingerprint).await?;
+    Ok(())
 }
 
 fn load_or_create_instance_id(data_dir: &Path) -> anyhow::Result<String> {
@@ -85,7 +142,13 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
-    let secret_box = load_or_create_key(&config.data_dir)?;
+    let key = load_key(&config.data_dir)?;
+    let secret_box = SecretBox::new(&key.key).with_context(|| {
+        format!(
+            "{} is not a valid key",
+            config.data_dir.join(KEY_FILE).display()
+        )
+    })?;
     let instance_id = load_or_create_instance_id(&config.data_dir)?;
     let url = config
         .database_url
@@ -94,6 +157,7 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
     let store = Store::open(&url, secret_box)
         .await
         .context("opening the state database")?;
+    check_key(&store, &config.data_dir, &key).await?;
     bootstrap_admin_token(&store, &config.data_dir).await?;
     let docker = Arc::new(DockerClient::new());
     let manager = ServiceManager::new(store.clone(), docker, config.clone(), instance_id);
@@ -110,9 +174,13 @@ pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
     })
 }
 
+/// After the operations drained, how long open requests get to finish before Berth exits.
+const REQUEST_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully: new operations are
-/// refused (503), in-flight requests and operations get `shutdown_timeout_secs` to finish, and
-/// whatever is still running after that stays recorded for the reconciler of the next start.
+/// refused (503) while the API keeps answering, in-flight operations get
+/// `shutdown_timeout_secs` to finish, and whatever is still running after that stays recorded
+/// for the reconciler of the next start.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let server = build(config).await?;
     let listener = tokio::net::TcpListener::bind(server.config.listen)
@@ -136,6 +204,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
         manager.begin_shutdown();
+        tracing::info!("shutting down: new operations are refused while running ones drain");
         let _ = stop_tx.send(true);
     });
 
@@ -143,17 +212,24 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let mut graceful = stop_rx.clone();
     let mut hard = stop_rx.clone();
     let app = api::router(server.state.clone());
+    let draining = server.state.manager.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|stop| *stop).await;
+        // Keep listening while operations drain: clients can still poll them, and a new
+        // operation gets a 503 saying why instead of a refused connection.
+        draining.wait_idle(deadline).await;
     });
     tokio::select! {
         result = serve => result?,
         _ = async {
             let _ = hard.wait_for(|stop| *stop).await;
-            tokio::time::sleep(deadline).await;
-        } => tracing::warn!("requests still open after {}s; exiting anyway", deadline.as_secs()),
+            tokio::time::sleep(deadline + REQUEST_GRACE).await;
+        } => tracing::warn!(
+            "requests still open after {}s; exiting anyway",
+            (deadline + REQUEST_GRACE).as_secs()
+        ),
     }
-    let parked = server.state.manager.wait_idle(deadline).await;
+    let parked = server.state.manager.wait_idle(Duration::ZERO).await;
     if parked.is_empty() {
         tracing::info!("shut down cleanly");
     } else {

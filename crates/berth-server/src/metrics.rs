@@ -1,13 +1,15 @@
 //! Prometheus metrics in the text exposition format, kept by hand (a few counters and
-//! gauges do not need a metrics framework). Gauges about services are computed at scrape time
-//! from the state store; counters are recorded where things happen.
+//! gauges do not need a metrics framework). Counters are recorded where things happen; gauges
+//! about services and Docker are computed once per reconciler pass and kept as a snapshot, so
+//! a scrape reads memory only (no state store decryption, no Docker call).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+use crate::docker::DockerClient;
 use crate::reconciler::ReconcilerStatus;
-use crate::store::Service;
+use crate::store::{Service, Store};
 
 #[derive(Default)]
 struct Totals {
@@ -23,9 +25,20 @@ struct Inner {
     health_checks: BTreeMap<(String, String), Totals>,
 }
 
+/// The gauges of the reconciler's last pass.
+#[derive(Default, Clone)]
+struct Snapshot {
+    /// (service_type, status) -> count.
+    services: BTreeMap<(String, String), u64>,
+    docker_reachable: bool,
+    /// Unix time the snapshot was taken.
+    taken_at: f64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    snapshot: Mutex<Option<Snapshot>>,
 }
 
 /// Escapes a label value (backslash, quote, newline).
@@ -58,30 +71,57 @@ impl Metrics {
         t.seconds += seconds;
     }
 
-    pub fn render(
-        &self,
-        services: &[Service],
-        reconciler: &ReconcilerStatus,
-        docker_reachable: bool,
-    ) -> String {
+    /// Computes the gauges (services by type and status, Docker reachability) and keeps them
+    /// for scrapes. Called by the reconciler once per pass. If the store cannot be read, the
+    /// previous service counts are kept.
+    pub async fn refresh_gauges(&self, store: &Store, docker: &DockerClient) {
+        let services = store.list_services().await;
+        let docker_reachable = docker.ping().await.is_ok();
+        let taken_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut snapshot = self.snapshot.lock().expect("metrics lock");
+        let services = match services {
+            Ok(services) => count_services(&services),
+            Err(e) => {
+                tracing::warn!("metrics: listing services failed, keeping the last counts: {e}");
+                snapshot
+                    .as_ref()
+                    .map(|s| s.services.clone())
+                    .unwrap_or_default()
+            }
+        };
+        *snapshot = Some(Snapshot {
+            services,
+            docker_reachable,
+            taken_at,
+        });
+    }
+
+    /// The exposition text: counters as they are now, gauges from the last reconciler pass
+    /// (none before the first pass). Reads memory only.
+    pub fn render(&self, reconciler: &ReconcilerStatus) -> String {
         let mut out = String::new();
-        let mut by_type_status: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for s in services {
-            *by_type_status
-                .entry((&s.service_type, &s.status))
-                .or_default() += 1;
-        }
-        out.push_str("# HELP berth_services Managed services by type and observed status.\n# TYPE berth_services gauge\n");
-        for ((t, s), n) in &by_type_status {
+        let snapshot = self.snapshot.lock().expect("metrics lock").clone();
+        if let Some(snapshot) = &snapshot {
+            out.push_str("# HELP berth_services Managed services by type and observed status, at the last reconciler pass.\n# TYPE berth_services gauge\n");
+            for ((t, s), n) in &snapshot.services {
+                let _ = writeln!(
+                    out,
+                    "berth_services{{service_type=\"{}\",status=\"{}\"}} {n}",
+                    label(t),
+                    label(s)
+                );
+            }
+            out.push_str("# HELP berth_docker_reachable Whether the Docker engine answered a ping at the last reconciler pass.\n# TYPE berth_docker_reachable gauge\n");
             let _ = writeln!(
                 out,
-                "berth_services{{service_type=\"{}\",status=\"{}\"}} {n}",
-                label(t),
-                label(s)
+                "berth_docker_reachable {}",
+                u8::from(snapshot.docker_reachable)
             );
+            out.push_str("# HELP berth_gauges_timestamp_seconds When the gauges above were computed (Unix time).\n# TYPE berth_gauges_timestamp_seconds gauge\n");
+            let _ = writeln!(out, "berth_gauges_timestamp_seconds {}", snapshot.taken_at);
         }
-        out.push_str("# HELP berth_docker_reachable Whether the Docker engine answered a ping.\n# TYPE berth_docker_reachable gauge\n");
-        let _ = writeln!(out, "berth_docker_reachable {}", u8::from(docker_reachable));
 
         let inner = self.inner.lock().expect("metrics lock");
         out.push_str("# HELP berth_operations_total Finished operations by kind and outcome.\n# TYPE berth_operations_total counter\n");
@@ -149,6 +189,16 @@ impl Metrics {
     }
 }
 
+fn count_services(services: &[Service]) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for s in services {
+        *counts
+            .entry((s.service_type.clone(), s.status.clone()))
+            .or_default() += 1;
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +209,11 @@ mod tests {
         m.record_operation("create", "succeeded", 2.5);
         m.record_operation("create", "succeeded", 1.5);
         m.record_health_check("postgres", true, 0.01);
-        let text = m.render(&[], &ReconcilerStatus::default(), true);
+        *m.snapshot.lock().unwrap() = Some(Snapshot {
+            docker_reachable: true,
+            ..Default::default()
+        });
+        let text = m.render(&ReconcilerStatus::default());
         assert!(text.contains("berth_operations_total{kind=\"create\",status=\"succeeded\"} 2"));
         assert!(text.contains(
             "berth_operation_duration_seconds_sum{kind=\"create\",status=\"succeeded\"} 4"
@@ -171,5 +225,13 @@ mod tests {
         );
         assert!(text.contains("berth_docker_reachable 1"));
         assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn no_gauges_before_the_first_pass() {
+        let text = Metrics::default().render(&ReconcilerStatus::default());
+        assert!(!text.contains("berth_docker_reachable"), "{text}");
+        assert!(!text.contains("berth_services"), "{text}");
+        assert!(text.contains("berth_reconciler_passes_total 0"), "{text}");
     }
 }

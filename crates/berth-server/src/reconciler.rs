@@ -161,12 +161,12 @@ impl Reconciler {
                 }
             }
             OpKind::Delete => {
-                let keep = op
-                    .payload
-                    .get("keep_data")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false);
-                m.finish_delete(&service, keep, op.id).await?;
+                // keep_data is read from the row, where the delete recorded it first.
+                m.finish_delete(&service, op.id).await?;
+                Ok(OpStatus::Succeeded)
+            }
+            OpKind::Recreate => {
+                m.finish_recreate(&service, op.id).await?;
                 Ok(OpStatus::Succeeded)
             }
             OpKind::Update | OpKind::Upgrade => {
@@ -196,6 +196,8 @@ impl Reconciler {
         if let Err(e) = self.pass_inner().await {
             self.record_error(e.to_string()).await;
         }
+        let m = &self.manager;
+        m.metrics.refresh_gauges(&m.store, &m.docker).await;
         let mut status = self.status.lock().await;
         status.passes += 1;
         status.last_pass_at = Some(crate::store::now());
@@ -222,7 +224,7 @@ impl Reconciler {
             let result = match service.status.as_str() {
                 // Transitional states with no operation in flight: a crash between writes.
                 "creating" => m.undo_create(&service).await,
-                "deleting" => m.finish_delete(&service, false, 0).await,
+                "deleting" => m.finish_delete(&service, 0).await,
                 _ => self.converge(&service).await,
             };
             if let Err(e) = result {
@@ -250,44 +252,71 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Brings one service towards its desired state and records what is observed.
+    /// Brings one service towards its desired state and records what is observed. Checks the
+    /// container, its volume and its tenants independently, each from the row alone.
     async fn converge(&self, service: &crate::store::Service) -> ManagerResult<()> {
-        let m = &self.manager;
-        let engine = ServiceManager::engine_for(service)?;
-        let info = m.docker.inspect_container(&service.container_name).await?;
-        if service.desired_state == "running" {
-            match info {
-                None => {
-                    tracing::warn!(
-                        service_id = service.id,
-                        "container missing; recreating it from the service row"
-                    );
-                    m.bring_up(engine, service, 0).await?;
-                }
-                Some(i) if !i.running && i.state != "restarting" => {
-                    tracing::warn!(service_id = service.id, state = %i.state, "container not running; starting it");
-                    m.docker.start_container(&service.container_name).await?;
-                }
-                Some(_) => {}
-            }
-        } else if info.is_none() {
-            // Keep a stopped service startable: recreate its container without starting it.
-            let spec = m.container_spec(engine, service);
-            m.docker.ensure_network(&m.config.network).await?;
-            m.docker.create_or_adopt_container(&spec).await?;
+        match self.converge_container(service).await {
+            // Marked data_missing: nothing more to do until the user decides.
+            Err(ManagerError::DataMissing(_)) => return Ok(()),
+            other => other?,
         }
+        let m = &self.manager;
         m.record_observed_status(service).await;
-        let running = m
-            .store
-            .service(service.id)
-            .await?
-            .is_some_and(|s| s.status == "running");
-        if running && m.has_unprovisioned_links(service).await? {
+        let Some(current) = m.store.service(service.id).await? else {
+            return Ok(());
+        };
+        if current.status != "running" {
+            return Ok(());
+        }
+        if current.volume_marker.is_none() {
+            // A service that predates volume markers, now running with its data: stamp it.
+            let engine = ServiceManager::engine_for(&current)?;
+            m.stamp_volume(engine, &current).await?;
+        }
+        if m.has_unprovisioned_links(&current).await? {
             tracing::info!(
                 service_id = service.id,
                 "provisioning pending tenants of linked projects"
             );
-            m.provision_links(service).await;
+            m.provision_links(&current).await;
+        }
+        m.repair_tenants(&current).await
+    }
+
+    async fn converge_container(&self, service: &crate::store::Service) -> ManagerResult<()> {
+        let m = &self.manager;
+        let engine = ServiceManager::engine_for(service)?;
+        let info = m.docker.inspect_container(&service.container_name).await?;
+        let spec = m.container_spec(engine, service);
+        match info {
+            None if service.desired_state == "running" => {
+                tracing::warn!(
+                    service_id = service.id,
+                    "container missing; recreating it from the service row"
+                );
+                m.bring_up(engine, service, 0).await?;
+            }
+            // Keep a stopped service startable: recreate its container without starting it.
+            None => m.create_container_on_volume(engine, service).await?,
+            Some(info) if !info.belongs_to(&spec) => {
+                return Err(ManagerError::Conflict(format!(
+                    "container {} was not made by Berth for this service; left alone",
+                    service.container_name
+                )));
+            }
+            Some(info) if let Some(drift) = info.drift_from(&spec) => {
+                tracing::warn!(service_id = service.id, %drift, "container differs from the service row; replacing it");
+                m.replace_container(engine, service).await?;
+            }
+            Some(info)
+                if service.desired_state == "running"
+                    && !info.running
+                    && info.state != "restarting" =>
+            {
+                tracing::warn!(service_id = service.id, state = %info.state, "container not running; starting it");
+                m.docker.start_container(&service.container_name).await?;
+            }
+            Some(_) => {}
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! The OpenAPI document is checked in (`docs/openapi.json`) so every API change shows up in
-//! review. Regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p berth-server --test openapi_snapshot`.
+//! review. The test passes only when the document equals the file. To accept a change, run
+//! `UPDATE_SNAPSHOTS=1 cargo test -p berth-server --test openapi_snapshot`: it rewrites the file
+//! and still fails ("snapshot updated"); review `git diff docs/openapi.json` and rerun.
 
 use std::path::PathBuf;
 
@@ -9,15 +11,22 @@ fn openapi_document_matches_the_snapshot() {
         .to_pretty_json()
         .expect("serialises");
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
-    if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
-        std::fs::write(&path, format!("{current}\n")).unwrap();
+    let snapshot = std::fs::read_to_string(&path).unwrap_or_default();
+    if snapshot.trim_end() == current.trim_end() {
         return;
     }
-    let snapshot = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        snapshot.trim_end() == current.trim_end(),
-        "the OpenAPI document changed; review it and run with UPDATE_SNAPSHOTS=1 to accept:\n{}",
-        first_difference(&snapshot, &current)
+    let difference = first_difference(&snapshot, &current);
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok() {
+        std::fs::write(&path, format!("{current}\n")).unwrap();
+        panic!(
+            "snapshot updated ({}): review `git diff docs/openapi.json` and rerun without \
+             UPDATE_SNAPSHOTS\n{difference}",
+            path.display()
+        );
+    }
+    panic!(
+        "the OpenAPI document changed; review it and run with UPDATE_SNAPSHOTS=1 to accept:\n\
+         {difference}"
     );
 }
 

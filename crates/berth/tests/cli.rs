@@ -135,3 +135,46 @@ async fn cli_service_and_token_flows() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is `berth serve` running?"));
 }
+
+/// `berth run` hands the program the project's variables, never Berth's own credentials.
+#[tokio::test]
+async fn berth_run_keeps_berth_credentials_from_the_program() {
+    let berth = Berth::start().await;
+    let slug = unique("runenv");
+    let (status, body) = berth
+        .call(
+            reqwest::Method::POST,
+            "/api/projects",
+            Some(serde_json::json!({ "name": slug })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let out = Command::new(BIN)
+        .args(["run", "-p", &slug, "--", "env"])
+        .env("BERTH_API_URL", berth.url(""))
+        .env("BERTH_TOKEN", &berth.token)
+        .env("BERTH_DATA_DIR", &berth.data_dir)
+        .env("APP_SETTING", "passed-through")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = stdout(&out);
+    assert!(
+        env.lines().any(|l| l == "APP_SETTING=passed-through"),
+        "the program sees the caller's own environment:\n{env}"
+    );
+    // Names only in the messages: the values are credentials.
+    let leaked: Vec<&str> = env
+        .lines()
+        .filter(|l| l.starts_with("BERTH_"))
+        .filter_map(|l| l.split('=').next())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "Berth variables reached the program: {leaked:?}"
+    );
+    assert!(
+        !env.contains(&berth.token),
+        "the API token reached the program"
+    );
+}

@@ -97,31 +97,149 @@ async fn auth_matrix_covers_every_documented_route() {
     );
 }
 
+async fn scrape(berth: &Berth) -> String {
+    let response = reqwest::get(berth.url("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn metrics_report_services_operations_and_health() {
-    let berth = Berth::start().await;
+    // Service gauges come from the reconciler's last pass: pass every second.
+    let berth = Berth::start_with(vec![("BERTH_RECONCILE_INTERVAL", "1")], vec![]).await;
     let svc = berth.create("redis", &unique("met"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     berth
         .get(&format!("/api/external-services/{id}/health"))
         .await;
-    let text = reqwest::get(berth.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for needle in [
+    let needles = [
         "berth_services{service_type=\"redis\",status=\"running\"} 1",
         "berth_operations_total{kind=\"create\",status=\"succeeded\"} 1",
         "berth_health_checks_total{service_type=\"redis\",result=\"healthy\"}",
         "berth_health_check_duration_seconds_count",
         "berth_docker_reachable 1",
+        "berth_gauges_timestamp_seconds",
         "berth_reconciler_passes_total",
-    ] {
-        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(&berth).await;
+        let missing: Vec<&str> = needles
+            .iter()
+            .copied()
+            .filter(|n| !text.contains(n))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     berth.delete_service(id).await;
+}
+
+/// A Unix-socket relay to the real Docker engine that counts the bytes Berth sends through it.
+struct DockerRelay {
+    socket: std::path::PathBuf,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    _dir: tempfile::TempDir,
+}
+
+impl DockerRelay {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let engine = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+            .unwrap_or_else(|| "/var/run/docker.sock".into());
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let engine = engine.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::UnixStream::connect(&engine).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.split();
+                    let (mut up_read, mut up_write) = upstream.split();
+                    let requests = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let n = match client_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            counter.fetch_add(n as u64, Ordering::SeqCst);
+                            if up_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut up_write).await;
+                    };
+                    let answers = tokio::io::copy(&mut up_read, &mut client_write);
+                    let _ = tokio::join!(requests, answers);
+                });
+            }
+        });
+        Self {
+            socket,
+            sent,
+            _dir: dir,
+        }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `/metrics` is served from the reconciler's last pass: scraping sends nothing to Docker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scrapes_do_not_call_docker() {
+    let relay = DockerRelay::start();
+    let docker_host = format!("unix://{}", relay.socket.display());
+    let berth = Berth::start_with(
+        vec![
+            ("DOCKER_HOST", docker_host.as_str()),
+            ("BERTH_RECONCILE_INTERVAL", "3600"),
+        ],
+        vec![],
+    )
+    .await;
+    // Wait for the startup pass (the only one in this test) to finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !scrape(&berth)
+        .await
+        .contains("berth_reconciler_passes_total 1")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconciler pass; log:\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(relay.sent() > 0, "Berth reaches Docker through the relay");
+    let before = relay.sent();
+    for _ in 0..20 {
+        let text = scrape(&berth).await;
+        assert!(text.contains("berth_docker_reachable 1"), "{text}");
+    }
+    assert_eq!(
+        relay.sent() - before,
+        0,
+        "20 scrapes sent {} bytes to Docker",
+        relay.sent() - before
+    );
 }
 
 /// Rows and labelled containers agree; nothing is stuck; ports are unique.
@@ -294,17 +412,39 @@ async fn sigterm_finishes_in_flight_create_and_leaves_nothing_half_made() {
     let op = body["operation"]["id"].as_i64().unwrap();
     let id = body["service"]["id"].as_i64().unwrap();
     berth.sigterm();
-    // New operations are refused while shutting down (or the listener is already closed).
-    let http = reqwest::Client::new();
-    if let Ok(resp) = http
-        .post(berth.url("/api/external-services"))
-        .bearer_auth(&berth.token)
-        .json(&json!({"name": unique("late"), "service_type": "redis"}))
-        .send()
-        .await
-    {
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Once the shutdown has begun, Berth keeps answering while the create drains, and
+    // refuses new operations with 503.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !berth.log().contains("new operations are refused") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM did not start a shutdown:\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let late = unique("late");
+    let (status, refused) = berth
+        .call(
+            Method::POST,
+            "/api/external-services",
+            Some(json!({"name": late, "service_type": "redis"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{refused}"
+    );
+    let (status, polled) = berth.get(&format!("/api/operations/{op}")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the operation can be polled while draining: {polled}"
+    );
     assert!(
         berth.wait_exit(Duration::from_secs(90)),
         "exits within the shutdown deadline"
@@ -320,5 +460,56 @@ async fn sigterm_finishes_in_flight_create_and_leaves_nothing_half_made() {
         .get(&format!("/api/external-services/{id}/health"))
         .await;
     assert_eq!(health["status"], "healthy");
+    let (_, services) = berth.get("/api/external-services").await;
+    assert!(
+        services
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != late.as_str()),
+        "the refused create left a row: {services}"
+    );
     assert_converged(&berth).await;
+}
+
+/// A 500 tells the client only a correlation id; the database's own words go to the server
+/// log under that id. Provoked for real: the state database loses its `services` table.
+#[tokio::test]
+async fn internal_errors_send_a_correlation_id_not_database_text() {
+    use sqlx::Connection;
+    let berth = Berth::start().await;
+    let db = berth.data_dir.join("berth.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE services RENAME TO services_moved_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            "/api/external-services",
+            Some(json!({"name": unique("int"), "service_type": "redis"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let text = body.to_string();
+    for driver_words in ["no such table", "services", "database", "sqlite"] {
+        assert!(
+            !text.to_lowercase().contains(driver_words),
+            "{driver_words:?} sent to the client: {text}"
+        );
+    }
+    let id = body["correlation_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no correlation id: {body}"));
+    assert!(body["detail"].as_str().unwrap().contains(id), "{body}");
+    let log = berth.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no log line with {id}"));
+    assert!(line.contains("no such table"), "{line}");
 }

@@ -169,6 +169,29 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
+    // Whoever can read the container's configuration (`docker inspect`) or copy its data
+    // directory (a physical backup) learns no admin password.
+    for (svc, admin_password) in [&pg, &rd].into_iter().zip(&secrets[..2]) {
+        let container = svc["container_name"].as_str().unwrap();
+        let (ok, inspect) = docker(&["inspect", container]);
+        assert!(ok);
+        assert!(
+            !inspect.contains(admin_password.as_str()),
+            "`docker inspect {container}` shows the admin password"
+        );
+        let volume = format!("{}:/d:ro", svc["volume_name"].as_str().unwrap());
+        let image = svc["parameters"]["docker_image"].as_str().unwrap();
+        let grep = Command::new("docker")
+            .args(["run", "--rm", "--entrypoint", "grep", "-v", &volume, image])
+            .args(["-rqF", "--", admin_password, "/d"])
+            .status()
+            .unwrap();
+        assert_eq!(
+            grep.code(),
+            Some(1),
+            "the data volume of {container} holds the admin password in clear (or grep failed)"
+        );
+    }
     for svc in [&pg, &rd] {
         let path = format!("/api/external-services/{}?force=true&wait=true", svc["id"]);
         let (status, _) = berth.call(reqwest::Method::DELETE, &path, None).await;

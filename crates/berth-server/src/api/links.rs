@@ -7,13 +7,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{IdPair, IdPath, JsonBody, Query, parse_id};
 use super::problem::responses as errors;
 use super::problem::{ApiError, ApiResult};
-use crate::manager::{AddressKind, LinkView};
+use crate::manager::{AddressKind, LinkView, RevokedTenant};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,14 +83,33 @@ pub async fn list(
     Ok(Json(state.manager.links(id).await?))
 }
 
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnlinkQuery {
+    /// Also turn the project's logins off at once (running applications lose access). Without
+    /// it, unlinking only stops injecting variables: running applications keep working until
+    /// redeployed. Data stays either way; re-linking turns the logins back on.
+    #[serde(default)]
+    pub revoke: bool,
+}
+
+/// What an unlink with `?revoke=true` turned off.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    pub revoked: Vec<RevokedTenant>,
+    pub note: String,
+}
+
 #[utoipa::path(
     delete,
     path = "/external-services/{id}/projects/{project_id}",
     tag = "links",
-    summary = "Unlink (stops injecting; drops nothing)",
-    params(("id" = i64, Path, description = "Service id"), ("project_id" = i64, Path, description = "Project id")),
+    summary = "Unlink (stops injecting; drops nothing; ?revoke=true also turns the logins off)",
+    params(("id" = i64, Path, description = "Service id"), ("project_id" = i64, Path, description = "Project id"), UnlinkQuery),
     responses(
         (status = 204, description = "Unlinked"),
+        (status = 200, description = "Unlinked and logins turned off (?revoke=true)", body = Revoked),
+        errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
         errors::Unavailable
@@ -99,9 +118,26 @@ pub async fn list(
 pub async fn unlink(
     State(state): State<AppState>,
     IdPair(id, project_id): IdPair,
-) -> ApiResult<StatusCode> {
-    state.manager.unlink(id, project_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Query(q): Query<UnlinkQuery>,
+) -> ApiResult<Response> {
+    let revoked = state.manager.unlink(id, project_id, q.revoke).await?;
+    if !q.revoke {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let note = revoked_note(&revoked);
+    Ok((StatusCode::OK, Json(Revoked { revoked, note })).into_response())
+}
+
+/// Tells what happened to revoked tenants' data and how to drop it.
+pub fn revoked_note(revoked: &[RevokedTenant]) -> String {
+    if revoked.is_empty() {
+        return "no logins to turn off".into();
+    }
+    "logins turned off and their sessions ended; the data stays in each service until the \
+     service is deleted (to drop it now, connect as the service's admin user — \
+     `berth service reveal` — and drop the database/role, or FLUSHDB the Redis database and \
+     ACL DELUSER the user); linking the project again turns the logins back on"
+        .into()
 }
 
 #[utoipa::path(

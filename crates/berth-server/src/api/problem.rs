@@ -1,6 +1,7 @@
 //! RFC 7807 problem+json: the one error type handlers return. Manager and store errors map to
 //! statuses here and nowhere else: not found -> 404, conflicts -> 409, bad input -> 400,
-//! Docker unreachable -> 503, anything else -> 500 (with details logged, not leaked).
+//! Docker unreachable -> 503, anything else -> 500: the details (database or driver text) go
+//! to the server log under a random correlation id, the client gets only that id.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,6 +17,8 @@ pub struct ApiError {
     pub detail: String,
     /// Extra members, e.g. the operation id of a failed operation.
     pub operation_id: Option<i64>,
+    /// Set on 500s: the id of the server log line with the details.
+    pub correlation_id: Option<String>,
 }
 
 /// RFC 7807 problem details.
@@ -31,6 +34,9 @@ pub struct Problem {
     /// The operation that failed, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<i64>,
+    /// On internal errors (500): find the details in the server log under this id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -74,6 +80,20 @@ impl ApiError {
             status,
             detail: detail.into(),
             operation_id: None,
+            correlation_id: None,
+        }
+    }
+
+    /// A 500. `details` (database, driver or Docker text) is logged with a fresh correlation
+    /// id and never sent: the client gets a generic message and the id.
+    pub fn internal(details: impl std::fmt::Display) -> Self {
+        let id = correlation_id();
+        tracing::error!(correlation_id = %id, "internal error: {details}");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            detail: format!("internal error; see the server log for correlation id {id}"),
+            operation_id: None,
+            correlation_id: Some(id),
         }
     }
 
@@ -103,6 +123,7 @@ impl IntoResponse for ApiError {
             status: self.status.as_u16(),
             detail: self.detail,
             operation_id: self.operation_id,
+            correlation_id: self.correlation_id,
         };
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -123,13 +144,10 @@ impl From<ManagerError> for ApiError {
         match e {
             ManagerError::BadRequest(m) => Self::bad_request(m),
             ManagerError::NotFound(m) => Self::not_found(m),
-            ManagerError::Conflict(m) => Self::conflict(m),
+            ManagerError::Conflict(m) | ManagerError::DataMissing(m) => Self::conflict(m),
             ManagerError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
             ManagerError::NotStarted(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-            ManagerError::Internal(m) => {
-                tracing::error!("internal error: {m}");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, m)
-            }
+            ManagerError::Internal(m) => Self::internal(m),
         }
     }
 }
@@ -146,4 +164,95 @@ impl From<StoreError> for ApiError {
 
 pub async fn not_found_route() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+/// 16 hex digits from the OS CSPRNG.
+fn correlation_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_log_details_and_send_only_a_correlation_id() {
+        let driver_text = "error returned from database: no such table: services";
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let error = tracing::subscriber::with_default(subscriber, || {
+            ApiError::from(ManagerError::Internal(driver_text.into()))
+        });
+        let (status, body) = body_of(error).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let text = body.to_string();
+        assert!(!text.contains("no such table"), "driver text sent: {text}");
+        assert!(!text.contains("database"), "driver text sent: {text}");
+        let id = body["correlation_id"].as_str().expect("a correlation id");
+        assert_eq!(id.len(), 16);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert!(body["detail"].as_str().unwrap().contains(id), "{body}");
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no log line with {id}: {log}"));
+        assert!(line.contains(driver_text), "{line}");
+
+        let (_, other) = body_of(ApiError::from(ManagerError::Internal("x".into()))).await;
+        assert_ne!(
+            other["correlation_id"], body["correlation_id"],
+            "ids differ"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_errors_and_unavailable_keep_their_details() {
+        for (error, status) in [
+            (ManagerError::Conflict("port 5432 is taken".into()), 409),
+            (ManagerError::BadRequest("invalid name".into()), 400),
+            (
+                ManagerError::Unavailable("Docker engine is unreachable".into()),
+                503,
+            ),
+        ] {
+            let message = error.to_string();
+            let (got, body) = body_of(ApiError::from(error)).await;
+            assert_eq!(got.as_u16(), status);
+            assert_eq!(body["detail"], message.as_str());
+            assert!(body.get("correlation_id").is_none(), "{body}");
+        }
+    }
 }

@@ -1,15 +1,17 @@
 //! `/api/projects`: projects and their environments (what services get linked to).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use berth_core::names;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{IdPath, JsonBody};
 use super::problem::responses as errors;
 use super::problem::{ApiError, ApiResult};
+use crate::manager::RevokedTenant;
 use crate::store::{self, Project};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -137,22 +139,46 @@ pub async fn get(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult
     Ok(Json(load(&state, id).await?))
 }
 
-/// Refused while services are linked: unlinking is an explicit decision about their data.
+/// What deleting a project or an environment turned off.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedWithRevocations {
+    pub revoked: Vec<RevokedTenant>,
+    pub note: String,
+}
+
+/// Answers a delete: 204 when no login had to be turned off, else 200 saying which were and
+/// what happens to their data.
+fn deleted(revoked: Vec<RevokedTenant>) -> Response {
+    if revoked.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let note = super::links::revoked_note(&revoked);
+    (
+        StatusCode::OK,
+        Json(DeletedWithRevocations { revoked, note }),
+    )
+        .into_response()
+}
+
+/// Refused while services are linked: unlinking is an explicit decision about their data. The
+/// logins the project kept in services it was unlinked from are turned off; their data stays.
 #[utoipa::path(
     delete,
     path = "/projects/{id}",
     tag = "projects",
-    summary = "Delete a project (refused while services are linked)",
+    summary = "Delete a project (refused while services are linked; turns its logins off)",
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 200, description = "Deleted; these logins were turned off", body = DeletedWithRevocations),
         errors::Unauthorized,
         errors::NotFound,
         errors::Conflict,
         errors::Unavailable
     )
 )]
-pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiResult<Response> {
+    load(&state, id).await?;
     let links = state.store.links_of_project(id).await?;
     if !links.is_empty() {
         let ids: Vec<String> = links.iter().map(|l| l.service_id.to_string()).collect();
@@ -161,11 +187,52 @@ pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiRes
             ids.join(", ")
         )));
     }
+    // Logins first: if this fails the project is still there and the delete can be retried.
+    let revoked = state.manager.revoke_project(id, None).await?;
     if state.store.delete_project(id).await? {
-        Ok(StatusCode::NO_CONTENT)
+        Ok(deleted(revoked))
     } else {
         Err(ApiError::not_found(format!("project {id} does not exist")))
     }
+}
+
+/// Removes one environment: its logins in every service are turned off (data kept).
+#[utoipa::path(
+    delete,
+    path = "/projects/{id}/environments/{environment}",
+    tag = "projects",
+    summary = "Delete an environment (turns its logins off; data kept)",
+    params(("id" = i64, Path, description = "Project id"), ("environment" = String, Path, description = "Environment slug")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 200, description = "Deleted; these logins were turned off", body = DeletedWithRevocations),
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
+    )
+)]
+pub async fn delete_environment(
+    State(state): State<AppState>,
+    Path((id, environment)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = super::extract::parse_id(&id)?;
+    let project = load(&state, id).await?;
+    let env = project
+        .environments
+        .iter()
+        .find(|e| e.slug == environment)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("project {id} has no environment {environment:?}"))
+        })?;
+    if project.environments.len() == 1 {
+        return Err(ApiError::conflict(format!(
+            "{environment:?} is the only environment of project {id}; delete the project instead"
+        )));
+    }
+    let revoked = state.manager.revoke_project(id, Some(env.id)).await?;
+    state.store.delete_environment(id, env.id).await?;
+    Ok(deleted(revoked))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -14,13 +14,13 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Prometheus text format. Unauthenticated like `/healthz` (it carries counts, no names or
-/// secrets); bind Berth to loopback or firewall it as you would any exporter.
+/// secrets); bind Berth to loopback or firewall it as you would any exporter. Served from
+/// memory: counters plus the gauges of the reconciler's last pass, so scraping costs no state
+/// store read and no Docker call.
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let services = state.store.list_services().await.unwrap_or_default();
     let reconciler = state.reconciler.status().await;
-    let docker = state.manager.docker.ping().await.is_ok();
-    let body = state.manager.metrics.render(&services, &reconciler, docker);
+    let body = state.manager.metrics.render(&reconciler);
     (
         [(
             axum::http::header::CONTENT_TYPE,

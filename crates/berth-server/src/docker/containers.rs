@@ -46,6 +46,41 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
     /// Host ports bound, with the host IP they are bound to.
     pub bindings: Vec<(String, u16)>,
+    /// Names of the volumes mounted.
+    pub volumes: Vec<String>,
+}
+
+impl ContainerInfo {
+    /// How this container differs from `spec` in what matters to the service (image, published
+    /// ports, data volume); `None` if it matches. Other differences (env, labels) are left
+    /// alone, so a healthy service is never restarted for them.
+    pub fn drift_from(&self, spec: &ContainerSpec) -> Option<String> {
+        let mut differences = Vec::new();
+        if self.image != spec.image {
+            differences.push(format!("image {} instead of {}", self.image, spec.image));
+        }
+        let mut have: Vec<u16> = self.bindings.iter().map(|(_, p)| *p).collect();
+        let mut want: Vec<u16> = spec.ports.iter().map(|(_, host)| *host).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            differences.push(format!("host ports {have:?} instead of {want:?}"));
+        }
+        if !self.volumes.contains(&spec.volume) {
+            differences.push(format!(
+                "volumes {:?} instead of {}",
+                self.volumes, spec.volume
+            ));
+        }
+        (!differences.is_empty()).then(|| differences.join(", "))
+    }
+
+    /// Whether the container was made by this Berth instance for service `service_id`.
+    pub fn belongs_to(&self, spec: &ContainerSpec) -> bool {
+        [LABEL_SERVICE_ID, LABEL_INSTANCE]
+            .iter()
+            .all(|label| self.labels.get(*label) == spec.labels.get(*label))
+    }
 }
 
 /// A Berth-labelled container found by listing.
@@ -61,8 +96,24 @@ impl DockerClient {
     /// Creates the container, or adopts an existing container of the same name (the name is
     /// deterministic per service, so a retry after a crash finds what the first try made).
     /// Returns `true` if it was newly created.
+    /// A container of the same name that this Berth did not make for this service (another
+    /// program's, another Berth instance's) is refused, never adopted.
     pub async fn create_or_adopt_container(&self, spec: &ContainerSpec) -> DockerResult<bool> {
         let created = self.create_container(spec).await?;
+        if !created
+            && let Some(existing) = self.inspect_container(&spec.name).await?
+            && !existing.belongs_to(spec)
+        {
+            return Err(DockerError::Conflict(format!(
+                "a container named {} already exists and was not made by Berth for this service \
+                 (labels {}={:?}, {}={:?}); rename or remove it, Berth will not take it over",
+                spec.name,
+                LABEL_SERVICE_ID,
+                existing.labels.get(LABEL_SERVICE_ID),
+                LABEL_INSTANCE,
+                existing.labels.get(LABEL_INSTANCE),
+            )));
+        }
         self.write_files(&spec.name, &spec.files).await?;
         Ok(created)
     }
@@ -240,6 +291,11 @@ impl DockerClient {
                     .and_then(|c| c.labels.clone())
                     .unwrap_or_default(),
                 bindings,
+                volumes: info
+                    .mounts
+                    .as_ref()
+                    .map(|mounts| mounts.iter().filter_map(|m| m.name.clone()).collect())
+                    .unwrap_or_default(),
             }))
         })
         .await
@@ -331,5 +387,70 @@ impl DockerClient {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "berth-redis-a".into(),
+            image: "berth/redis:7".into(),
+            env: vec!["A=1".into()],
+            cmd: vec![],
+            labels: HashMap::from([
+                (LABEL_SERVICE_ID.to_string(), "3".to_string()),
+                (LABEL_INSTANCE.to_string(), "abc".to_string()),
+            ]),
+            volume: "berth-redis-a-data".into(),
+            data_path: "/data".into(),
+            ports: vec![(6379, 6380)],
+            network: "berth".into(),
+            files: vec![],
+        }
+    }
+
+    fn matching() -> ContainerInfo {
+        ContainerInfo {
+            id: "x".into(),
+            running: true,
+            state: "running".into(),
+            image: "berth/redis:7".into(),
+            labels: spec().labels,
+            bindings: vec![("127.0.0.1".into(), 6380)],
+            volumes: vec!["berth-redis-a-data".into()],
+        }
+    }
+
+    #[test]
+    fn only_image_ports_and_volume_count_as_drift() {
+        assert_eq!(matching().drift_from(&spec()), None);
+        let mut other_env = spec();
+        other_env.env = vec!["A=2".into()];
+        assert_eq!(matching().drift_from(&other_env), None, "env never restarts");
+        let mut moved = matching();
+        moved.bindings = vec![("127.0.0.1".into(), 7000)];
+        assert!(moved.drift_from(&spec()).unwrap().contains("host ports"));
+        let mut retagged = matching();
+        retagged.image = "redis:7".into();
+        assert!(retagged.drift_from(&spec()).unwrap().contains("image"));
+        let mut other_volume = matching();
+        other_volume.volumes = vec!["elsewhere".into()];
+        assert!(other_volume.drift_from(&spec()).unwrap().contains("volumes"));
+    }
+
+    #[test]
+    fn ownership_needs_both_service_and_instance_labels() {
+        assert!(matching().belongs_to(&spec()));
+        let mut foreign = matching();
+        foreign.labels.clear();
+        assert!(!foreign.belongs_to(&spec()));
+        let mut other_instance = matching();
+        other_instance
+            .labels
+            .insert(LABEL_INSTANCE.to_string(), "zzz".into());
+        assert!(!other_instance.belongs_to(&spec()));
     }
 }

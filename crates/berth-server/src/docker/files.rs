@@ -27,51 +27,72 @@ impl std::fmt::Debug for ContainerFile {
     }
 }
 
-/// A tar archive, rooted at `/`, holding `files` and their parent directories.
-fn archive(files: &[ContainerFile]) -> std::io::Result<Vec<u8>> {
+/// A tar archive holding `file` at `relative` (to the directory it is extracted into), with
+/// entries for the directories between. Existing directories must never appear in it: Docker
+/// would reset their owner and mode to the entry's (root, 0755), e.g. making Redis' /data
+/// unwritable for the redis user.
+fn archive(relative: &std::path::Path, file: &ContainerFile) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut dirs_done = std::collections::HashSet::new();
-    for file in files {
-        let relative = file.path.trim_start_matches('/');
-        let mut parent = std::path::PathBuf::new();
-        let components: Vec<_> = std::path::Path::new(relative).components().collect();
-        for component in &components[..components.len().saturating_sub(1)] {
-            parent.push(component);
-            if dirs_done.insert(parent.clone()) {
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                builder.append_data(&mut header, &parent, std::io::empty())?;
-            }
-        }
+    let mut parent = std::path::PathBuf::new();
+    let components: Vec<_> = relative.components().collect();
+    for component in &components[..components.len().saturating_sub(1)] {
+        parent.push(component);
         let mut header = tar::Header::new_gnu();
-        header.set_mode(file.mode);
-        header.set_size(file.contents.len() as u64);
-        builder.append_data(&mut header, relative, file.contents.as_slice())?;
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        builder.append_data(&mut header, &parent, std::io::empty())?;
     }
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(file.mode);
+    header.set_size(file.contents.len() as u64);
+    builder.append_data(&mut header, relative, file.contents.as_slice())?;
     builder.into_inner()
 }
 
 impl DockerClient {
-    /// Writes `files` into the container (created or running).
+    /// Writes `files` into the container (created or running). Missing parent directories are
+    /// created (0755); existing ones are left as they are.
     pub async fn write_files(&self, container: &str, files: &[ContainerFile]) -> DockerResult<()> {
-        if files.is_empty() {
-            return Ok(());
+        for file in files {
+            self.write_file(container, file).await?;
         }
-        let tar =
-            archive(files).map_err(|e| DockerError::Other(format!("building archive: {e}")))?;
-        let container = container.to_string();
-        self.with(|d| async move {
-            let options = UploadToContainerOptions {
-                path: "/".into(),
-                ..Default::default()
-            };
-            d.upload_to_container(&container, Some(options), bollard::body_full(tar.into()))
-                .await?;
-            Ok(())
-        })
-        .await
+        Ok(())
+    }
+
+    /// Extracts the file into its parent directory, or, while that does not exist, into the
+    /// nearest ancestor that does, with the missing directories in the archive.
+    async fn write_file(&self, container: &str, file: &ContainerFile) -> DockerResult<()> {
+        let path = std::path::Path::new(&file.path);
+        let mut base = path.parent().unwrap_or(std::path::Path::new("/"));
+        loop {
+            let relative = path
+                .strip_prefix(base)
+                .map_err(|e| DockerError::Other(format!("bad path {}: {e}", file.path)))?;
+            let tar = archive(relative, file)
+                .map_err(|e| DockerError::Other(format!("building archive: {e}")))?;
+            let container = container.to_string();
+            let target = base.to_string_lossy().to_string();
+            let result = self
+                .with(|d| async move {
+                    let options = UploadToContainerOptions {
+                        path: target,
+                        ..Default::default()
+                    };
+                    d.upload_to_container(
+                        &container,
+                        Some(options),
+                        bollard::body_full(tar.into()),
+                    )
+                    .await?;
+                    Ok(())
+                })
+                .await;
+            match (result, base.parent()) {
+                (Err(DockerError::NotFound(_)), Some(up)) => base = up,
+                (result, _) => return result,
+            }
+        }
     }
 
     /// Reads one regular file from a container (created, running or stopped); `None` if it
@@ -119,15 +140,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn archive_holds_parents_then_the_file_with_its_mode() {
-        let tar = archive(&[ContainerFile {
+    fn archive_holds_only_the_missing_parents_then_the_file_with_its_mode() {
+        let file = ContainerFile {
             path: "/run/berth/secret".into(),
             contents: b"pw".to_vec(),
             mode: 0o400,
-        }])
-        .unwrap();
-        let mut archive = tar::Archive::new(tar.as_slice());
-        let entries: Vec<(String, u32, u64)> = archive
+        };
+        let tar = archive(std::path::Path::new("berth/secret"), &file).unwrap();
+        let mut reader = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, u64)> = reader
             .entries()
             .unwrap()
             .map(|e| {
@@ -146,10 +167,15 @@ mod tests {
         assert_eq!(
             entries,
             [
-                ("run".to_string(), 0o755, 0),
-                ("run/berth".to_string(), 0o755, 0),
-                ("run/berth/secret".to_string(), 0o400, 2),
+                ("berth".to_string(), 0o755, 0),
+                ("berth/secret".to_string(), 0o400, 2),
             ]
+        );
+        let tar = archive(std::path::Path::new("secret"), &file).unwrap();
+        assert_eq!(
+            tar::Archive::new(tar.as_slice()).entries().unwrap().count(),
+            1,
+            "an existing parent gets no entry"
         );
     }
 }

@@ -9,7 +9,13 @@ use futures_util::{Stream, StreamExt};
 
 use super::{DockerClient, DockerError, DockerResult};
 
-const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+use std::time::Duration;
+
+/// A pull gives up when the registry sends no progress for this long (an unreachable registry
+/// otherwise keeps a request waiting on DNS and TCP timeouts) ...
+const PULL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// ... or when it takes longer than this in total, however steady its progress.
+const PULL_TOTAL_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
 /// One line of build output, forwarded to whoever shows progress.
 #[derive(Debug, Clone)]
@@ -123,32 +129,145 @@ impl DockerClient {
 }
 
 impl DockerClient {
-    /// Pulls an image from its registry, giving up after `PULL_TIMEOUT` (an unreachable
-    /// registry can otherwise keep a request waiting on DNS and TCP timeouts).
+    /// Pulls an image from its registry. A large image may take long: the pull fails only when
+    /// no progress message arrives for `PULL_IDLE_TIMEOUT`, or after `PULL_TOTAL_TIMEOUT`.
     pub async fn pull_image(&self, image: &str) -> DockerResult<()> {
-        tokio::time::timeout(PULL_TIMEOUT, self.pull_image_inner(image))
-            .await
-            .map_err(|_| {
-                DockerError::Other(format!(
-                    "no answer from the registry within {}s",
-                    PULL_TIMEOUT.as_secs()
-                ))
-            })?
-    }
-
-    async fn pull_image_inner(&self, image: &str) -> DockerResult<()> {
         let docker = self.get().await?;
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
             ..Default::default()
         };
-        let mut stream = docker.create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
+        let stream = docker.create_image(Some(options), None, None);
+        drain_with_timeouts(stream, PULL_IDLE_TIMEOUT, PULL_TOTAL_TIMEOUT, |item| {
             let info = item.map_err(DockerError::from)?;
-            if let Some(detail) = info.error_detail {
-                return Err(DockerError::Other(detail.message.unwrap_or_default()));
+            match info.error_detail {
+                Some(detail) => Err(DockerError::Other(detail.message.unwrap_or_default())),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| e.into_docker_error(image))
+    }
+}
+
+/// Why a stream drained with [`drain_with_timeouts`] stopped early.
+#[derive(Debug)]
+enum DrainError {
+    Idle(Duration),
+    Total(Duration),
+    Item(DockerError),
+}
+
+impl DrainError {
+    fn into_docker_error(self, image: &str) -> DockerError {
+        match self {
+            DrainError::Idle(t) => DockerError::Other(format!(
+                "pulling {image}: no progress from the registry for {}s",
+                t.as_secs()
+            )),
+            DrainError::Total(t) => DockerError::Other(format!(
+                "pulling {image}: not finished after {}s",
+                t.as_secs()
+            )),
+            DrainError::Item(e) => e,
+        }
+    }
+}
+
+/// Reads `stream` to its end, handing each item to `on_item`; fails when no item arrives
+/// for `idle` (inactivity) or when the whole takes longer than `total`.
+async fn drain_with_timeouts<S, T>(
+    stream: S,
+    idle: Duration,
+    total: Duration,
+    mut on_item: impl FnMut(T) -> DockerResult<()>,
+) -> Result<(), DrainError>
+where
+    S: Stream<Item = T>,
+{
+    let drain = async {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => return Err(DrainError::Idle(idle)),
+                Ok(None) => return Ok(()),
+                Ok(Some(item)) => on_item(item).map_err(DrainError::Item)?,
             }
         }
-        Ok(())
+    };
+    tokio::time::timeout(total, drain)
+        .await
+        .map_err(|_| DrainError::Total(total))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_millis(300);
+    const TOTAL: Duration = Duration::from_secs(20);
+
+    /// `count` items, one every `every`.
+    fn steady(count: usize, every: Duration) -> impl Stream<Item = ()> {
+        futures_util::stream::unfold(count, move |left| async move {
+            if left == 0 {
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            Some(((), left - 1))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_long_pull_with_steady_progress_succeeds() {
+        // 20 progress messages 100ms apart: 2s in all, far longer than the idle timeout, which a
+        // timeout on the total (as pulls had) of that length would have cut.
+        let mut seen = 0;
+        drain_with_timeouts(steady(20, Duration::from_millis(100)), IDLE, TOTAL, |()| {
+            seen += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, 20);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_pull_fails_after_the_idle_timeout() {
+        let stalled =
+            steady(2, Duration::from_millis(10)).chain(steady(1, Duration::from_secs(3600)));
+        let started = std::time::Instant::now();
+        let result = drain_with_timeouts(stalled, IDLE, TOTAL, |()| Ok(())).await;
+        assert!(matches!(result, Err(DrainError::Idle(_))), "{result:?}");
+        let waited = started.elapsed();
+        assert!(waited >= IDLE && waited < TOTAL / 2, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn steady_progress_still_ends_at_the_total_cap() {
+        let endless = steady(usize::MAX, Duration::from_millis(20));
+        let result = drain_with_timeouts(
+            endless,
+            Duration::from_secs(5),
+            Duration::from_millis(500),
+            |()| Ok(()),
+        )
+        .await;
+        assert!(matches!(result, Err(DrainError::Total(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_item_stops_the_drain() {
+        let result = drain_with_timeouts(steady(3, Duration::from_millis(1)), IDLE, TOTAL, |()| {
+            Err(DockerError::Other("manifest unknown".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(DrainError::Item(_))), "{result:?}");
+    }
+
+    #[test]
+    fn pull_limits_are_generous() {
+        assert!(PULL_IDLE_TIMEOUT >= Duration::from_secs(30));
+        assert!(PULL_TOTAL_TIMEOUT >= Duration::from_secs(30 * 60));
     }
 }

@@ -7,9 +7,11 @@ mod files;
 mod images;
 mod resources;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use bollard::Docker;
 use thiserror::Error;
-use tokio::sync::Mutex;
 
 pub use containers::{ContainerInfo, ContainerSpec, ManagedContainer};
 pub use files::ContainerFile;
@@ -69,8 +71,13 @@ impl From<bollard::errors::Error> for DockerError {
     }
 }
 
+/// How long the first request to a (possibly hung) engine may take to negotiate the API version.
+const NEGOTIATE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A lazily connected, version-negotiated Docker client.
 pub struct DockerClient {
+    /// Never held across an await: a hung engine must not make every caller queue behind one
+    /// negotiation.
     cached: Mutex<Option<Docker>>,
 }
 
@@ -90,26 +97,32 @@ impl DockerClient {
     /// The connected client; connects (honouring `DOCKER_HOST`) and negotiates the API
     /// version on first use or after a failure.
     pub async fn get(&self) -> DockerResult<Docker> {
-        let mut cached = self.cached.lock().await;
-        if let Some(docker) = cached.as_ref() {
+        self.get_or_connect(connect).await
+    }
+
+    /// The cached client, or a new one from `connect`, negotiated without holding the lock:
+    /// callers arriving meanwhile negotiate in parallel (each bounded by its own timeout) and
+    /// the first to finish is kept.
+    async fn get_or_connect<F, Fut>(&self, connect: F) -> DockerResult<Docker>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = DockerResult<Docker>>,
+    {
+        if let Some(docker) = self.cached.lock().expect("docker lock").as_ref() {
             return Ok(docker.clone());
         }
-        let docker =
-            Docker::connect_with_defaults().map_err(|e| DockerError::Unavailable(e.to_string()))?;
-        let docker = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            docker.negotiate_version(),
-        )
-        .await
-        .map_err(|_| DockerError::Unavailable("timed out negotiating the API version".into()))?
-        .map_err(|e| DockerError::Unavailable(e.to_string()))?;
-        *cached = Some(docker.clone());
-        Ok(docker)
+        let docker = connect().await?;
+        Ok(self
+            .cached
+            .lock()
+            .expect("docker lock")
+            .get_or_insert(docker)
+            .clone())
     }
 
     /// Forget the connection after an `Unavailable` error so the next call reconnects.
     pub async fn reset(&self) {
-        *self.cached.lock().await = None;
+        *self.cached.lock().expect("docker lock") = None;
     }
 
     /// Runs `f` with the client; drops the cached connection when Docker proved unreachable.
@@ -133,5 +146,88 @@ impl DockerClient {
             Ok(())
         })
         .await
+    }
+}
+
+/// Connects (honouring `DOCKER_HOST`) and negotiates the API version, within
+/// `NEGOTIATE_TIMEOUT`.
+async fn connect() -> DockerResult<Docker> {
+    let docker =
+        Docker::connect_with_defaults().map_err(|e| DockerError::Unavailable(e.to_string()))?;
+    tokio::time::timeout(NEGOTIATE_TIMEOUT, docker.negotiate_version())
+        .await
+        .map_err(|_| DockerError::Unavailable("timed out negotiating the API version".into()))?
+        .map_err(|e| DockerError::Unavailable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A client value that is never used to connect (bollard connects lazily).
+    fn unused_client() -> Docker {
+        Docker::connect_with_http("http://127.0.0.1:9", 1, bollard::API_DEFAULT_VERSION).unwrap()
+    }
+
+    /// A hung engine: every negotiation takes its full timeout (here 500ms) and fails. Four
+    /// callers must wait about one timeout, not four in a row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_engine_does_not_serialise_callers() {
+        let timeout = Duration::from_millis(500);
+        let client = Arc::new(DockerClient::new());
+        let started = std::time::Instant::now();
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    client
+                        .get_or_connect(|| async move {
+                            tokio::time::sleep(timeout).await;
+                            Err::<Docker, _>(DockerError::Unavailable("timed out".into()))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert!(caller.await.unwrap().is_err());
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited < timeout * 3,
+            "4 callers took {waited:?}: they queued behind each other's negotiation"
+        );
+    }
+
+    /// While one caller negotiates with a hung engine, a client cached meanwhile is served at
+    /// once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cached_client_is_served_during_a_slow_negotiation() {
+        let client = Arc::new(DockerClient::new());
+        let slow = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .get_or_connect(|| async {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok(unused_client())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        *client.cached.lock().unwrap() = Some(unused_client());
+        let served = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_or_connect(|| async { panic!("connects although a client is cached") }),
+        )
+        .await;
+        assert!(
+            matches!(served, Ok(Ok(_))),
+            "waited for the other negotiation"
+        );
+        slow.abort();
     }
 }

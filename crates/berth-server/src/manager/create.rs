@@ -28,6 +28,8 @@ impl ServiceManager {
         self: &Arc<Self>,
         request: CreateRequest,
     ) -> ManagerResult<(Service, Started)> {
+        // Before the row is written: the claim below would refuse too, but too late.
+        self.refuse_if_shutting_down()?;
         let engine = engines::engine(&request.service_type).ok_or_else(|| {
             ManagerError::BadRequest(format!(
                 "unknown service_type {:?}; supported: {}",
@@ -150,15 +152,15 @@ impl ServiceManager {
         self.docker.start_container(&spec.name).await?;
         self.step(op_id, "waiting for readiness").await;
         self.wait_ready(engine, service).await?;
+        self.step(op_id, "stamping the data volume").await;
+        self.stamp_volume(engine, service).await?;
         self.store.set_service_status(service.id, "running").await?;
         Ok(())
     }
 
     /// Removes whatever a create made: container, volume, row. Idempotent.
     pub async fn undo_create(&self, service: &Service) -> ManagerResult<()> {
-        self.docker
-            .remove_container(&service.container_name)
-            .await?;
+        self.remove_own_container(service).await?;
         self.docker.remove_volume(&service.volume_name).await?;
         self.store.delete_service(service.id).await?;
         Ok(())

@@ -15,6 +15,10 @@ impl ServiceManager {
         keep_data: bool,
         force: bool,
     ) -> ManagerResult<Started> {
+        self.service(id).await?;
+        // Links are read under the claim: a link waiting in the queue cannot slip in between
+        // this check and the delete (it gets a 404 after it).
+        let guard = self.claim(id).await?;
         let service = self.service(id).await?;
         let linked = self.linked_project_slugs(id).await?;
         if !linked.is_empty() && !force {
@@ -24,7 +28,6 @@ impl ServiceManager {
                 linked.join(", ")
             )));
         }
-        let guard = self.claim(id).await?;
         self.docker.ping().await?;
         let note = (!linked.is_empty()).then(|| {
             format!(
@@ -37,6 +40,9 @@ impl ServiceManager {
                 }
             )
         });
+        // The row carries keep_data (written before the delete is recorded) so every path that
+        // finishes this delete, the reconciler's included, honours it.
+        self.store.set_keep_data(id, keep_data).await?;
         let op = self
             .store
             .begin_operation(
@@ -55,23 +61,22 @@ impl ServiceManager {
         let manager = self.clone();
         let op_id = op.id;
         let mut started = self.spawn_operation(op, guard, async move {
-            manager.finish_delete(&service, keep_data, op_id).await
+            manager.finish_delete(&service, op_id).await
         });
         started.note = note;
         Ok(started)
     }
 
-    /// Removes the container, the volume unless `keep_data`, then the row. Idempotent.
-    pub async fn finish_delete(
-        &self,
-        service: &Service,
-        keep_data: bool,
-        op_id: i64,
-    ) -> ManagerResult<()> {
+    /// Removes the container, the volume unless the row says keep_data, then the row.
+    /// Idempotent.
+    pub async fn finish_delete(&self, service: &Service, op_id: i64) -> ManagerResult<()> {
+        let keep_data = match self.store.service(service.id).await? {
+            Some(row) => row.keep_data,
+            None => return Ok(()),
+        };
         self.step(op_id, "removing container").await;
-        self.docker
-            .remove_container(&service.container_name)
-            .await?;
+        self.stop_gracefully(service).await?;
+        self.remove_own_container(service).await?;
         crate::crashpoint::hit("delete.after_container");
         if !keep_data {
             self.step(op_id, "removing volume").await;

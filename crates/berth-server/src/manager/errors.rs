@@ -21,6 +21,9 @@ pub enum ManagerError {
     /// accepted connections); what was changed has been undone.
     #[error("{0}")]
     NotStarted(String),
+    /// The service's volume is gone or holds other data; nothing was recreated.
+    #[error("{0}")]
+    DataMissing(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -36,6 +39,7 @@ impl ManagerError {
             ManagerError::Conflict(m) => ManagerError::Conflict(f(m)),
             ManagerError::Unavailable(m) => ManagerError::Unavailable(f(m)),
             ManagerError::NotStarted(m) => ManagerError::NotStarted(f(m)),
+            ManagerError::DataMissing(m) => ManagerError::DataMissing(f(m)),
             ManagerError::Internal(m) => ManagerError::Internal(f(m)),
         }
     }

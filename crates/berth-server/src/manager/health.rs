@@ -19,6 +19,9 @@ pub struct HealthReport {
     /// Round-trip of the probe (connect, authenticate, trivial command), when one ran.
     pub latency_ms: Option<f64>,
     pub message: String,
+    /// Conditions a user should know about that do not make the service unhealthy (keys in
+    /// Redis database 0, readable by every tenant).
+    pub warnings: Vec<String>,
     pub checked_at: String,
 }
 
@@ -56,9 +59,14 @@ impl ServiceManager {
             container_state: info.as_ref().map(|i| i.state.clone()),
             latency_ms: None,
             message: String::new(),
+            warnings: Vec::new(),
             checked_at: crate::store::now(),
         };
         match info {
+            None if service.status == super::volume::DATA_MISSING => {
+                report.status = super::volume::DATA_MISSING;
+                report.message = data_missing_message(&service);
+            }
             None => report.message = format!("container {} does not exist", service.container_name),
             Some(info) if !info.running => {
                 report.status = "stopped";
@@ -72,6 +80,7 @@ impl ServiceManager {
                         report.status = "healthy";
                         report.healthy = true;
                         report.message = "accepting connections".into();
+                        report.warnings = self.warnings(&service).await;
                     }
                     Err(e) => {
                         report.status = "unhealthy";
@@ -81,5 +90,39 @@ impl ServiceManager {
             }
         }
         Ok(report)
+    }
+}
+
+fn data_missing_message(service: &Service) -> String {
+    format!(
+        "the data volume {} is missing or holds other data; Berth recreated nothing. Restore the \
+         volume and start the service, or POST /api/external-services/{}/recreate to start again \
+         with EMPTY data",
+        service.volume_name, service.id
+    )
+}
+
+impl ServiceManager {
+    /// Warnings for the service view and the detailed health: a missing data volume, and
+    /// whatever the engine reports about the running server's data.
+    pub async fn warnings(&self, service: &Service) -> Vec<String> {
+        if service.status == super::volume::DATA_MISSING {
+            return vec![data_missing_message(service)];
+        }
+        if service.status != "running" {
+            return Vec::new();
+        }
+        let Ok(engine) = Self::engine_for(service) else {
+            return Vec::new();
+        };
+        let Ok(port) = Self::host_port(engine, service) else {
+            return Vec::new();
+        };
+        engine
+            .data_warnings(port, &service.all_parameters())
+            .await
+            .into_iter()
+            .map(|w| redact(&w, service))
+            .collect()
     }
 }

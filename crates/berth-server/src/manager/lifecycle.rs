@@ -59,13 +59,27 @@ impl ServiceManager {
         let op_id = op.id;
         Ok(self.spawn_operation(op, guard, async move {
             manager.step(op_id, "stopping container").await;
-            let result = manager
-                .docker
-                .stop_container(&service.container_name, STOP_TIMEOUT_SECS)
-                .await;
+            let result = manager.stop_gracefully(&service).await;
             manager.record_observed_status(&service).await;
-            Ok(result?)
+            result
         }))
+    }
+
+    /// Stops the service's container the way its server wants (STOPSIGNAL, then up to
+    /// `STOP_TIMEOUT_SECS` to flush) before anything removes it: removing with force alone
+    /// would SIGKILL a database mid-write. A missing container is fine.
+    pub(super) async fn stop_gracefully(&self, service: &Service) -> ManagerResult<()> {
+        if !self.own_container_exists(service).await? {
+            return Ok(());
+        }
+        match self
+            .docker
+            .stop_container(&service.container_name, STOP_TIMEOUT_SECS)
+            .await
+        {
+            Ok(()) | Err(crate::docker::DockerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Ensures the container exists (adopting or recreating it from the row), starts it and
@@ -80,13 +94,16 @@ impl ServiceManager {
         if self.docker.inspect_container(&spec.name).await?.is_none() {
             self.step(op_id, "recreating missing container").await;
             self.images.ensure(&spec.image, &|_| {}).await?;
-            self.docker.ensure_network(&self.config.network).await?;
-            self.docker.create_or_adopt_container(&spec).await?;
+            self.create_container_on_volume(engine, service).await?;
         }
         self.step(op_id, "starting container").await;
         self.docker.start_container(&spec.name).await?;
         self.step(op_id, "waiting for readiness").await;
-        self.wait_ready(engine, service).await
+        self.wait_ready(engine, service).await?;
+        if service.volume_marker.is_none() {
+            self.stamp_volume(engine, service).await?;
+        }
+        Ok(())
     }
 
     /// Sets the row's status from what Docker and a probe say now.
@@ -106,12 +123,18 @@ impl ServiceManager {
     /// running (container up and probe answers), unhealthy (up, probe fails), stopped, missing.
     pub async fn observe(&self, service: &Service) -> ManagerResult<&'static str> {
         let engine = Self::engine_for(service)?;
+        // The row's status now, not the caller's copy: an operation may have found the data
+        // missing since that copy was read.
+        let recorded = self.store.service(service.id).await?;
+        let data_missing = recorded.is_some_and(|s| s.status == super::volume::DATA_MISSING);
         Ok(
             match self
                 .docker
                 .inspect_container(&service.container_name)
                 .await?
             {
+                // A service whose data is gone stays marked so until the user decides.
+                None if data_missing => super::volume::DATA_MISSING,
                 None => "missing",
                 Some(info) if !info.running => "stopped",
                 Some(_) => {

@@ -37,6 +37,18 @@ pub struct LinkView {
     pub environments: Vec<TenantView>,
 }
 
+/// A tenant whose login was turned off, for the API's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RevokedTenant {
+    pub service_id: i64,
+    pub service_name: String,
+    /// The database (PostgreSQL) or ACL user (Redis) whose data stays in the service.
+    pub resource_name: String,
+    pub username: String,
+    /// False when the service is stopped: the login is turned off when it next runs.
+    pub enforced_now: bool,
+}
+
 /// Which address variables point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressKind {
@@ -78,7 +90,14 @@ impl ServiceManager {
     }
 
     /// Links a service to a project (idempotent). Returns the link and whether it is new.
-    pub async fn link(&self, service_id: i64, project_id: i64) -> ManagerResult<(LinkView, bool)> {
+    pub async fn link(
+        self: &Arc<Self>,
+        service_id: i64,
+        project_id: i64,
+    ) -> ManagerResult<(LinkView, bool)> {
+        self.service(service_id).await?;
+        // Shared with other links; never interleaved with an operation (update, stop, delete).
+        let _claim = self.claim_shared(service_id).await?;
         let service = self.service(service_id).await?;
         let project = self.project(project_id).await?;
         Self::tenancy_of(&service)?;
@@ -126,14 +145,149 @@ impl ServiceManager {
         Ok((self.link_view(&service, &project).await?, true))
     }
 
-    pub async fn unlink(&self, service_id: i64, project_id: i64) -> ManagerResult<()> {
+    /// Stops injecting the service's variables into the project. Running applications keep
+    /// working until redeployed (the seed's meaning); with `revoke` the project's logins are
+    /// turned off at once too. Data stays either way; re-linking turns logins back on.
+    pub async fn unlink(
+        self: &Arc<Self>,
+        service_id: i64,
+        project_id: i64,
+        revoke: bool,
+    ) -> ManagerResult<Vec<RevokedTenant>> {
         self.service(service_id).await?;
+        let _claim = self.claim_shared(service_id).await?;
+        let service = self.service(service_id).await?;
         if !self.store.delete_link(service_id, project_id).await? {
             return Err(ManagerError::NotFound(format!(
                 "service {service_id} is not linked to project {project_id}"
             )));
         }
-        tracing::info!(service_id, project_id, "service unlinked (tenants kept)");
+        tracing::info!(
+            service_id,
+            project_id,
+            revoke,
+            "service unlinked (tenants kept)"
+        );
+        if !revoke {
+            return Ok(Vec::new());
+        }
+        let tenants: Vec<Tenant> = self
+            .store
+            .service_tenants(service_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.project_id == project_id)
+            .collect();
+        self.revoke_tenants(&service, &tenants).await
+    }
+
+    /// Turns off the logins of a project's tenants in every service (the project, or with
+    /// `environment` one of its environments, is being deleted). Each service is claimed
+    /// shared, like a link.
+    pub async fn revoke_project(
+        self: &Arc<Self>,
+        project_id: i64,
+        environment_id: Option<i64>,
+    ) -> ManagerResult<Vec<RevokedTenant>> {
+        let tenants: Vec<Tenant> = self
+            .store
+            .project_tenants(project_id)
+            .await?
+            .into_iter()
+            .filter(|t| environment_id.is_none_or(|e| t.environment_id == e))
+            .collect();
+        let mut service_ids: Vec<i64> = tenants.iter().map(|t| t.service_id).collect();
+        service_ids.dedup();
+        let mut revoked = Vec::new();
+        for service_id in service_ids {
+            let _claim = self.claim_shared(service_id).await?;
+            let Some(service) = self.store.service(service_id).await? else {
+                continue;
+            };
+            let of_service: Vec<Tenant> = tenants
+                .iter()
+                .filter(|t| t.service_id == service_id)
+                .cloned()
+                .collect();
+            revoked.extend(self.revoke_tenants(&service, &of_service).await?);
+        }
+        Ok(revoked)
+    }
+
+    /// Records each tenant as revoked (the intent, so a stopped service enforces it when it
+    /// next runs), then turns its login off in the running server.
+    async fn revoke_tenants(
+        &self,
+        service: &Service,
+        tenants: &[Tenant],
+    ) -> ManagerResult<Vec<RevokedTenant>> {
+        let (engine, tenancy) = Self::tenancy_of(service)?;
+        let mut out = Vec::new();
+        for tenant in tenants {
+            self.store.mark_tenant_revoked(tenant.id).await?;
+            let enforced = if service.status == "running" {
+                let port = Self::host_port(engine, service)?;
+                tenancy
+                    .revoke(port, &service.all_parameters(), &credentials(tenant))
+                    .await
+                    .map_err(|e| {
+                        ManagerError::Internal(format!(
+                            "turning off the login of {} in {}: {e}",
+                            tenant.username, service.name
+                        ))
+                    })?;
+                true
+            } else {
+                false
+            };
+            tracing::info!(service_id = service.id, tenant = %tenant.username, enforced, "tenant login revoked");
+            out.push(RevokedTenant {
+                service_id: service.id,
+                service_name: service.name.clone(),
+                resource_name: tenant.resource_name.clone(),
+                username: tenant.username.clone(),
+                enforced_now: enforced,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Level-triggered repair of a running service's tenants: a live tenant whose login or
+    /// resources are missing (a restore, a hand-made change) is provisioned again with its
+    /// stored credentials; a revoked tenant whose login works again is turned off again.
+    pub async fn repair_tenants(&self, service: &Service) -> ManagerResult<()> {
+        let Ok((engine, tenancy)) = Self::tenancy_of(service) else {
+            return Ok(());
+        };
+        let port = Self::host_port(engine, service)?;
+        let params = service.all_parameters();
+        for tenant in self.store.service_tenants(service.id).await? {
+            let creds = credentials(&tenant);
+            let fail = |what: &str, e: String| {
+                ManagerError::Internal(format!(
+                    "{what} tenant {} of {}: {e}",
+                    tenant.username, service.name
+                ))
+            };
+            let live = tenancy
+                .is_provisioned(port, &params, &creds)
+                .await
+                .map_err(|e| fail("checking", e))?;
+            if tenant.revoked && live {
+                tracing::warn!(service_id = service.id, tenant = %tenant.username, "revoked login works again; turning it off");
+                tenancy
+                    .revoke(port, &params, &creds)
+                    .await
+                    .map_err(|e| fail("revoking", e))?;
+            } else if !tenant.revoked && !live {
+                tracing::warn!(service_id = service.id, tenant = %tenant.username, "tenant missing in the server; provisioning it again");
+                tenancy
+                    .provision(port, &params, &creds)
+                    .await
+                    .map_err(|e| fail("provisioning", e))?;
+                self.store.mark_tenant_provisioned(tenant.id).await?;
+            }
+        }
         Ok(())
     }
 
@@ -241,7 +395,13 @@ impl ServiceManager {
             crate::crashpoint::hit("link.after_tenants_recorded");
         }
         for tenant in self.store.service_tenants(service.id).await? {
-            if tenant.project_id != project.id {
+            // Tenants of deleted environments stay revoked.
+            if tenant.project_id != project.id
+                || !project
+                    .environments
+                    .iter()
+                    .any(|e| e.id == tenant.environment_id)
+            {
                 continue;
             }
             tenancy
@@ -308,11 +468,14 @@ impl ServiceManager {
 
     /// Called after an environment is added to a project: provisions it in every linked,
     /// running service (stopped ones get it when they start).
-    pub async fn environment_added(&self, project_id: i64) {
+    pub async fn environment_added(self: &Arc<Self>, project_id: i64) {
         let Ok(links) = self.store.links_of_project(project_id).await else {
             return;
         };
         for link in links {
+            let Ok(_claim) = self.claim_shared(link.service_id).await else {
+                continue;
+            };
             if let Ok(Some(service)) = self.store.service(link.service_id).await
                 && service.status == "running"
             {
@@ -566,6 +729,7 @@ mod tests {
             username: name.into(),
             password: "x".into(),
             provisioned: true,
+            revoked: false,
         }
     }
 

@@ -13,6 +13,8 @@ mod links;
 mod ports;
 mod readiness;
 mod reconfigure;
+mod recreate;
+mod volume;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -30,7 +32,7 @@ use crate::store::{OpStatus, Operation, Service, Store};
 pub use create::CreateRequest;
 pub use errors::{ManagerError, ManagerResult};
 pub use health::HealthReport;
-pub use links::{AddressKind, LinkView, TenantView};
+pub use links::{AddressKind, LinkView, RevokedTenant, TenantView};
 
 pub use crate::docker::LABEL_INSTANCE;
 
@@ -41,8 +43,10 @@ pub struct ServiceManager {
     pub config: ServerConfig,
     /// Random id of this Berth instance, so several instances can share one Docker engine.
     pub instance_id: String,
-    /// Services with an operation or a reconciler pass in flight; one at a time per service.
-    busy: StdMutex<HashMap<i64, Holder>>,
+    /// Per-service claims: an operation or a reconciler pass holds its service exclusively,
+    /// links and unlinks share it, so a link never interleaves with an update, a stop or a
+    /// delete. Waiters queue in arrival order (tokio's RwLock is fair).
+    claims: StdMutex<HashMap<i64, Arc<tokio::sync::RwLock<()>>>>,
     /// Held from choosing a port until the service row recording it is written.
     port_lock: tokio::sync::Mutex<()>,
     /// Per-service locks serialising tenant allocation (links wait instead of failing).
@@ -57,30 +61,17 @@ pub struct ServiceManager {
 type VariablesCache =
     HashMap<(i64, String, AddressKind), (u64, std::collections::BTreeMap<String, String>)>;
 
-/// How long a user operation waits for a reconciler pass to let go of a service.
-const RECONCILER_CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a request waits in a service's queue before it is refused.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Who holds a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holder {
-    Operation,
-    Reconciler,
-}
-
-/// Marks a service busy until dropped.
+/// Holds a service (exclusively or shared) until dropped.
 pub struct BusyGuard {
-    manager: Arc<ServiceManager>,
-    id: i64,
+    _guard: Claim,
 }
 
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        self.manager
-            .busy
-            .lock()
-            .expect("busy lock")
-            .remove(&self.id);
-    }
+enum Claim {
+    Exclusive(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
 }
 
 /// An operation that has been recorded and started in the background.
@@ -106,7 +97,7 @@ impl ServiceManager {
             images,
             config,
             instance_id,
-            busy: StdMutex::new(HashMap::new()),
+            claims: StdMutex::new(HashMap::new()),
             port_lock: tokio::sync::Mutex::new(()),
             link_locks: StdMutex::new(HashMap::new()),
             metrics: Default::default(),
@@ -115,52 +106,56 @@ impl ServiceManager {
         })
     }
 
-    /// Claims a service for a user operation. A reconciler pass holding it is waited for (it
-    /// only probes and converges, for a moment); another operation in flight is a 409.
-    pub async fn claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
-        let deadline = std::time::Instant::now() + RECONCILER_CLAIM_WAIT;
-        loop {
-            match self.try_claim_as(id, Holder::Operation) {
-                Err(Some(Holder::Reconciler)) if std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                }
-                Err(Some(_)) => {
-                    return Err(ManagerError::Conflict(format!(
-                        "service {id} has an operation in progress; wait for it to finish"
-                    )));
-                }
-                Err(None) => {
-                    return Err(ManagerError::Unavailable(
-                        "berth is shutting down; retry when it is back".into(),
-                    ));
-                }
-                Ok(guard) => return Ok(guard),
-            }
-        }
+    fn claim_lock(&self, id: i64) -> Arc<tokio::sync::RwLock<()>> {
+        self.claims
+            .lock()
+            .expect("claims")
+            .entry(id)
+            .or_default()
+            .clone()
     }
 
-    /// Claims a service for the reconciler; `None` if anything else holds it.
-    pub fn claim_for_reconciler(self: &Arc<Self>, id: i64) -> Option<BusyGuard> {
-        self.try_claim_as(id, Holder::Reconciler).ok()
-    }
-
-    /// `Err(Some(holder))` if busy, `Err(None)` if shutting down.
-    fn try_claim_as(
-        self: &Arc<Self>,
-        id: i64,
-        holder: Holder,
-    ) -> Result<BusyGuard, Option<Holder>> {
+    fn refuse_if_shutting_down(&self) -> ManagerResult<()> {
         if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(None);
+            return Err(ManagerError::Unavailable(
+                "berth is shutting down; retry when it is back".into(),
+            ));
         }
-        let mut busy = self.busy.lock().expect("busy lock");
-        if let Some(current) = busy.get(&id) {
-            return Err(Some(*current));
-        }
-        busy.insert(id, holder);
+        Ok(())
+    }
+
+    /// Claims a service exclusively for a user operation, waiting behind earlier requests on
+    /// the same service (in arrival order) instead of refusing.
+    pub async fn claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+        self.refuse_if_shutting_down()?;
+        let lock = self.claim_lock(id);
+        let guard = tokio::time::timeout(CLAIM_WAIT, lock.write_owned())
+            .await
+            .map_err(|_| busy_for_too_long(id))?;
+        self.refuse_if_shutting_down()?;
         Ok(BusyGuard {
-            manager: self.clone(),
-            id,
+            _guard: Claim::Exclusive(guard),
+        })
+    }
+
+    /// Claims a service shared with other links and unlinks, but never with an operation.
+    pub async fn claim_shared(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+        self.refuse_if_shutting_down()?;
+        let lock = self.claim_lock(id);
+        let guard = tokio::time::timeout(CLAIM_WAIT, lock.read_owned())
+            .await
+            .map_err(|_| busy_for_too_long(id))?;
+        self.refuse_if_shutting_down()?;
+        Ok(BusyGuard {
+            _guard: Claim::Shared(guard),
+        })
+    }
+
+    /// Claims a service for the reconciler; `None` if anything holds or awaits it.
+    pub fn claim_for_reconciler(self: &Arc<Self>, id: i64) -> Option<BusyGuard> {
+        let guard = self.claim_lock(id).try_write_owned().ok()?;
+        Some(BusyGuard {
+            _guard: Claim::Exclusive(guard),
         })
     }
 
@@ -194,6 +189,38 @@ impl ServiceManager {
             .service(id)
             .await?
             .ok_or_else(|| ManagerError::NotFound(format!("service {id} does not exist")))
+    }
+
+    /// Whether a container with the service's name exists and was made by this Berth for this
+    /// service. A foreign container of the same name is never stopped or removed.
+    pub async fn own_container_exists(&self, service: &Service) -> ManagerResult<bool> {
+        let Some(info) = self
+            .docker
+            .inspect_container(&service.container_name)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let ours = info.labels.get(LABEL_SERVICE_ID) == Some(&service.id.to_string())
+            && info.labels.get(LABEL_INSTANCE) == Some(&self.instance_id);
+        if !ours {
+            tracing::warn!(
+                service_id = service.id,
+                container = %service.container_name,
+                "a container with this service's name is not Berth's; leaving it alone"
+            );
+        }
+        Ok(ours)
+    }
+
+    /// Removes the service's container if it is its own (see [`Self::own_container_exists`]).
+    pub async fn remove_own_container(&self, service: &Service) -> ManagerResult<()> {
+        if self.own_container_exists(service).await? {
+            self.docker
+                .remove_container(&service.container_name)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The container a service should have, from its row.
@@ -272,11 +299,12 @@ impl ServiceManager {
         let until = std::time::Instant::now() + deadline;
         loop {
             let busy: Vec<i64> = self
-                .busy
+                .claims
                 .lock()
-                .expect("busy lock")
-                .keys()
-                .copied()
+                .expect("claims")
+                .iter()
+                .filter(|(_, lock)| lock.try_write().is_err())
+                .map(|(id, _)| *id)
                 .collect();
             if busy.is_empty() || std::time::Instant::now() >= until {
                 return busy;
@@ -292,6 +320,13 @@ impl ServiceManager {
             tracing::warn!(op = op_id, "recording step failed: {e}");
         }
     }
+}
+
+fn busy_for_too_long(id: i64) -> ManagerError {
+    ManagerError::Conflict(format!(
+        "service {id} has been busy with earlier requests for {} s; retry later",
+        CLAIM_WAIT.as_secs()
+    ))
 }
 
 pub fn container_spec(

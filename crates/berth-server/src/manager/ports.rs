@@ -16,9 +16,35 @@ fn host_port_free(port: u16) -> bool {
 }
 
 impl ServiceManager {
-    /// Ports recorded by service rows, except those of `except_service`.
+    /// Ports recorded by service rows, except those of `except_service`, and every port an
+    /// in-flight operation may still go back to (an update's previous parameters, which its
+    /// rollback needs, are no longer in the row).
     async fn ports_in_rows(&self, except_service: Option<i64>) -> ManagerResult<HashSet<u16>> {
         let mut taken = HashSet::new();
+        for op in self.store.running_operations().await? {
+            for key in ["previous", "target"] {
+                let Some(params) = op.payload.get(key).and_then(|p| p.as_object()) else {
+                    continue;
+                };
+                let engine = match op.service_id {
+                    Some(id) => match self.store.service(id).await? {
+                        Some(s) => crate::engines::engine(&s.service_type),
+                        None => None,
+                    },
+                    None => None,
+                };
+                let Some(engine) = engine else { continue };
+                for (_, param) in engine.ports() {
+                    if let Some(port) = params
+                        .get(*param)
+                        .and_then(|v| v.as_str())
+                        .and_then(|p| p.parse().ok())
+                    {
+                        taken.insert(port);
+                    }
+                }
+            }
+        }
         for service in self.store.list_services().await? {
             if Some(service.id) == except_service {
                 continue;

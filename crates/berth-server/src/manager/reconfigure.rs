@@ -150,8 +150,10 @@ impl ServiceManager {
             let current = previous.get("docker_image").cloned().unwrap_or_default();
             self.check_major(engine, &current, &spec.image).await?;
         }
+        self.step(op_id, "stopping the old container").await;
+        self.stop_gracefully(service).await?;
         self.step(op_id, "replacing container").await;
-        self.docker.remove_container(&spec.name).await?;
+        self.remove_own_container(service).await?;
         crate::crashpoint::hit("reconfigure.after_remove");
         self.docker.ensure_network(&self.config.network).await?;
         self.docker.create_or_adopt_container(&spec).await?;
@@ -159,6 +161,25 @@ impl ServiceManager {
             self.step(op_id, "starting container").await;
             self.docker.start_container(&spec.name).await?;
             self.step(op_id, "waiting for readiness").await;
+            self.wait_ready(engine, service).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the container with one built from the row (after it drifted from it), on the
+    /// same volume, stopping the old one gracefully first.
+    pub async fn replace_container(
+        &self,
+        engine: &dyn Engine,
+        service: &Service,
+    ) -> ManagerResult<()> {
+        let spec = self.container_spec(engine, service);
+        self.images.ensure(&spec.image, &|_| {}).await?;
+        self.stop_gracefully(service).await?;
+        self.remove_own_container(service).await?;
+        self.create_container_on_volume(engine, service).await?;
+        if service.desired_state == "running" {
+            self.docker.start_container(&spec.name).await?;
             self.wait_ready(engine, service).await?;
         }
         Ok(())
@@ -177,7 +198,8 @@ impl ServiceManager {
         let mut restored = service.clone();
         restored.parameters = previous.clone();
         let spec = self.container_spec(engine, &restored);
-        self.docker.remove_container(&spec.name).await?;
+        self.stop_gracefully(&restored).await?;
+        self.remove_own_container(&restored).await?;
         self.docker.create_or_adopt_container(&spec).await?;
         if restored.desired_state == "running" {
             self.docker.start_container(&spec.name).await?;

@@ -20,6 +20,8 @@ pub struct Tenant {
     pub username: String,
     pub password: String,
     pub provisioned: bool,
+    /// Login turned off by Berth (project or environment deleted, or unlinked with revoke).
+    pub revoked: bool,
 }
 
 pub struct NewTenant<'a> {
@@ -41,7 +43,7 @@ pub struct Link {
 }
 
 const TENANT_COLUMNS: &str = "id, service_id, project_id, environment_id, resource_name, resource_number, \
-                              username, secrets, provisioned";
+                              username, secrets, provisioned, revoked";
 const LINK_COLUMNS: &str = "id, service_id, project_id, service_type, created_at";
 
 fn link_from_row(row: &sqlx::any::AnyRow) -> Result<Link, sqlx::Error> {
@@ -72,6 +74,7 @@ impl Store {
             username: row.try_get("username")?,
             password,
             provisioned: provisioned != 0,
+            revoked: row.try_get::<i64, _>("revoked")? != 0,
         })
     }
 
@@ -135,13 +138,36 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the tenant's login works (after a provision, which also turns a revoked
+    /// login back on).
     pub async fn mark_tenant_provisioned(&self, tenant_id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE tenants SET provisioned = 1 WHERE id = $1")
+        sqlx::query("UPDATE tenants SET provisioned = 1, revoked = 0 WHERE id = $1")
             .bind(tenant_id)
             .execute(&self.pool)
             .await?;
         self.changed();
         Ok(())
+    }
+
+    /// Records that a tenant's login was turned off.
+    pub async fn mark_tenant_revoked(&self, tenant_id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE tenants SET revoked = 1 WHERE id = $1")
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        self.changed();
+        Ok(())
+    }
+
+    /// Every tenant of a project, in every service.
+    pub async fn project_tenants(&self, project_id: i64) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE project_id = $1 ORDER BY id"
+        )))
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| self.tenant_from_row(r)).collect()
     }
 
     pub async fn insert_link(

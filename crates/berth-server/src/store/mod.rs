@@ -4,6 +4,7 @@
 //! on the way in, so no other module can store one in plain text by mistake.
 
 mod links;
+mod meta;
 mod operations;
 mod projects;
 mod services;

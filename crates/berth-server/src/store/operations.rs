@@ -16,6 +16,8 @@ pub enum OpKind {
     Update,
     Upgrade,
     Delete,
+    /// Starting again with empty data after the volume was lost (`data_missing`).
+    Recreate,
 }
 
 impl OpKind {
@@ -27,6 +29,7 @@ impl OpKind {
             OpKind::Update => "update",
             OpKind::Upgrade => "upgrade",
             OpKind::Delete => "delete",
+            OpKind::Recreate => "recreate",
         }
     }
 
@@ -38,6 +41,7 @@ impl OpKind {
             "update" => OpKind::Update,
             "upgrade" => OpKind::Upgrade,
             "delete" => OpKind::Delete,
+            "recreate" => OpKind::Recreate,
             _ => return None,
         })
     }

@@ -115,6 +115,20 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    pub async fn delete_environment(
+        &self,
+        project_id: i64,
+        environment_id: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM environments WHERE project_id = $1 AND id = $2")
+            .bind(project_id)
+            .bind(environment_id)
+            .execute(&self.pool)
+            .await?;
+        self.changed();
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn project_from_row(&self, row: &sqlx::any::AnyRow) -> StoreResult<Project> {
         let id: i64 = row.try_get("id")?;
         let envs = sqlx::query(

@@ -23,6 +23,11 @@ pub struct Service {
     pub volume_name: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Set by a delete with `?keep_data=true`; honoured by whoever finishes the delete.
+    pub keep_data: bool,
+    /// The id written into the data volume at first start (see migration 0003); `None` for a
+    /// service that has not run yet (or predates the marker).
+    pub volume_marker: Option<String>,
 }
 
 impl Service {
@@ -51,7 +56,7 @@ pub struct NewService<'a> {
 }
 
 const COLUMNS: &str = "id, name, service_type, status, desired_state, parameters, secrets, \
-                       container_name, volume_name, created_at, updated_at";
+                       container_name, volume_name, created_at, updated_at, keep_data, volume_marker";
 
 impl Store {
     fn service_from_row(&self, row: &sqlx::any::AnyRow) -> StoreResult<Service> {
@@ -75,6 +80,8 @@ impl Store {
             volume_name: row.try_get("volume_name")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            keep_data: row.try_get::<i64, _>("keep_data")? != 0,
+            volume_marker: row.try_get("volume_marker")?,
         })
     }
 
@@ -200,6 +207,36 @@ impl Store {
         sqlx::query("UPDATE services SET parameters = $1, updated_at = $2 WHERE id = $3")
             .bind(serde_json::to_string(parameters).expect("map serialises"))
             .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.changed();
+        Ok(())
+    }
+
+    /// Records that a delete must keep the volume (before the delete's first Docker call).
+    pub async fn set_keep_data(&self, id: i64, keep_data: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET keep_data = $1 WHERE id = $2")
+            .bind(keep_data as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.changed();
+        Ok(())
+    }
+
+    pub async fn set_volume_marker(&self, id: i64, marker: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET volume_marker = $1 WHERE id = $2")
+            .bind(marker)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.changed();
+        Ok(())
+    }
+
+    pub async fn clear_volume_marker(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET volume_marker = NULL WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;

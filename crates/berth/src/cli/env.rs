@@ -118,8 +118,14 @@ pub async fn run(args: &RunArgs, api: &ApiClient) -> anyhow::Result<()> {
         );
     }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let status = tokio::process::Command::new(program)
-        .args(rest)
+    let mut command = tokio::process::Command::new(program);
+    command.args(rest);
+    // The program gets the project's variables, not Berth's own settings: BERTH_TOKEN (an API
+    // credential, often the admin token), BERTH_API_URL, BERTH_DATABASE_URL, ... stay here.
+    for key in berth_variables(std::env::vars_os().map(|(k, _)| k)) {
+        command.env_remove(key);
+    }
+    let status = command
         .envs(vars)
         .status()
         .await
@@ -127,9 +133,25 @@ pub async fn run(args: &RunArgs, api: &ApiClient) -> anyhow::Result<()> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// Names of Berth's own variables (`BERTH_*`) among `keys`.
+fn berth_variables(keys: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    keys.filter(|k| k.as_encoded_bytes().starts_with(b"BERTH_"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_berth_variables_are_withheld() {
+        let keys = ["BERTH_TOKEN", "BERTH_API_URL", "PATH", "MY_BERTH_X", "HOME"]
+            .map(std::ffi::OsString::from);
+        assert_eq!(
+            berth_variables(keys.into_iter()),
+            ["BERTH_TOKEN", "BERTH_API_URL"].map(std::ffi::OsString::from)
+        );
+    }
 
     #[test]
     fn quoting_survives_shell_metacharacters() {

@@ -29,8 +29,16 @@ pub enum ServiceCommand {
     Start { service: String },
     /// Stop a service (its data is kept).
     Stop { service: String },
-    /// Check that a service accepts connections.
+    /// Check that a service accepts connections (warnings too).
     Health { service: String },
+    /// Start a service whose data volume is missing again, with EMPTY data (the only way
+    /// out of `data_missing` besides restoring the volume).
+    Recreate {
+        service: String,
+        /// Confirms that the service starts with empty data.
+        #[arg(long)]
+        yes_empty_data: bool,
+    },
     /// Change editable parameters.
     Update {
         service: String,
@@ -53,7 +61,13 @@ pub enum ServiceCommand {
     /// Link a service to a project: each environment gets its own database and credentials.
     Link { service: String, project: String },
     /// Stop injecting a service into a project (its data and credentials are kept).
-    Unlink { service: String, project: String },
+    Unlink {
+        service: String,
+        project: String,
+        /// Also turn the project's logins off now (running applications lose access).
+        #[arg(long)]
+        revoke: bool,
+    },
     /// List the projects a service is linked to.
     Links { service: String },
 }
@@ -186,10 +200,36 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             )
             .await
         }
+        ServiceCommand::Recreate {
+            service,
+            yes_empty_data,
+        } => {
+            if !yes_empty_data {
+                return Err(anyhow!(
+                    "recreate starts {service} with EMPTY data; pass --yes-empty-data to confirm"
+                ));
+            }
+            let id = resolve(api, service).await?;
+            operation(
+                api,
+                Method::POST,
+                &format!("/external-services/{id}/recreate"),
+                None,
+                &format!("recreating {service} with empty data"),
+                Some(id),
+                as_json,
+            )
+            .await
+        }
         ServiceCommand::Health { service } => {
             let id = resolve(api, service).await?;
             let report = api.get(&format!("/external-services/{id}/health")).await?;
             output::print(&report, as_json);
+            if let Some(warnings) = report.get("warnings").and_then(Value::as_array) {
+                for warning in warnings {
+                    eprintln!("warning: {}", output::cell(Some(warning)));
+                }
+            }
             if report.get("healthy") != Some(&Value::Bool(true)) {
                 return Err(anyhow!(
                     "{service} is {}: {}",
@@ -272,18 +312,28 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             }
             Ok(())
         }
-        ServiceCommand::Unlink { service, project } => {
+        ServiceCommand::Unlink {
+            service,
+            project,
+            revoke,
+        } => {
             let id = resolve(api, service).await?;
             let project_id = super::env::project_id(api, project).await?;
+            let query = if *revoke { "?revoke=true" } else { "" };
             api.send(
                 Method::DELETE,
-                &format!("/external-services/{id}/projects/{project_id}"),
+                &format!("/external-services/{id}/projects/{project_id}{query}"),
                 None::<&Value>,
             )
             .await?;
             if !as_json {
                 eprintln!(
-                    "Unlinked {service} from {project}; its data and credentials are kept for a re-link."
+                    "Unlinked {service} from {project}; its data and credentials are kept for a re-link{}.",
+                    if *revoke {
+                        " (logins turned off until then)"
+                    } else {
+                        ""
+                    }
                 );
             }
             Ok(())

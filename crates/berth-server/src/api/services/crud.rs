@@ -78,7 +78,9 @@ pub async fn get(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<ServiceView>> {
     let service = state.manager.service(id).await?;
-    Ok(Json(ServiceView::masked(&service)))
+    let mut view = ServiceView::masked(&service);
+    view.warnings = state.manager.warnings(&service).await;
+    Ok(Json(view))
 }
 
 /// The one place secrets are returned in clear: an explicit, authenticated request.

@@ -104,6 +104,35 @@ pub async fn upgrade(
     respond(&state, started, q.wait, id, StatusCode::OK).await
 }
 
+/// The explicit way out of `data_missing`: starts the service again with EMPTY data, its
+/// recorded credentials and every tenant that still has a login provisioned again.
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/recreate",
+    tag = "services",
+    summary = "Recreate a service whose data volume is missing (starts with EMPTY data)",
+    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    responses(
+        (status = 202, description = "Accepted: poll the operation", body = Accepted),
+        (status = 200, description = "Running again with empty data (?wait=true)", body = ServiceView),
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
+    )
+)]
+pub async fn recreate(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    let started = state.manager.recreate(id).await?;
+    respond(&state, started, q.wait, id, StatusCode::OK).await
+}
+
 #[utoipa::path(
     get,
     path = "/external-services/{id}/health",

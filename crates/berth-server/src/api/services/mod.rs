@@ -32,6 +32,10 @@ pub struct ServiceView {
     pub volume_name: String,
     pub created_at: String,
     pub updated_at: String,
+    /// What the user should know about the service's data (volume missing, keys in Redis
+    /// database 0 ...). Filled in by the single-service view; empty in lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl ServiceView {
@@ -65,6 +69,7 @@ impl ServiceView {
             volume_name: service.volume_name.clone(),
             created_at: service.created_at.clone(),
             updated_at: service.updated_at.clone(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -110,12 +115,10 @@ pub async fn respond(
         );
         return Ok(response);
     }
-    let outcome = started.done.await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("operation task failed: {e}"),
-        )
-    })?;
+    let outcome = started
+        .done
+        .await
+        .map_err(|e| ApiError::internal(format!("operation task failed: {e}")))?;
     if let Err(e) = outcome {
         let mut err = ApiError::from(e);
         err.operation_id = Some(op_id);

@@ -1,6 +1,10 @@
 //! Redis: the seed's parameter table, the default user's password set through an ACL file in
-//! the volume (works with Berth's and the official image), append-only persistence, and a probe
-//! that authenticates and PINGs.
+//! the volume (works with Berth's and the official image), append-only persistence, a probe
+//! that authenticates and PINGs, and a watch on database 0 (readable by every tenant).
+//!
+//! The admin password never appears in the container's environment or command line: Berth
+//! writes it to [`ADMIN_PASSWORD_FILE`] (root-only, outside the volume) before the first start,
+//! and the start script puts only its SHA-256 into the ACL file in the volume.
 
 use std::time::Duration;
 
@@ -8,17 +12,31 @@ use async_trait::async_trait;
 use berth_core::{ParamKind, ParamSpec, Parameters};
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
-use super::{Engine, ImageRecipe, Tenancy};
+use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 
 mod tenancy;
 
 pub struct Redis;
 
+/// Where Berth writes the admin password inside the container (not in the data volume, so a
+/// copy of the volume carries only the hash).
+pub const ADMIN_PASSWORD_FILE: &str = "/run/berth/admin-password";
+
+/// Runs as root under the image's entrypoint (ours and the official one run a non-`redis-server`
+/// command as is), reads the password file only when the volume has no ACL file yet (an
+/// existing one, with the users of linked projects, is kept), then hands over to the
+/// entrypoint, which drops to the redis user.
 const START_SCRIPT: &str = r#"set -e
 acl=/data/users.acl
 if [ ! -s "$acl" ]; then
-  hash=$(printf %s "$REDIS_PASSWORD" | sha256sum | cut -d" " -f1)
-  echo "user default on #$hash ~* &* +@all" > "$acl"
+  secret=/run/berth/admin-password
+  if [ ! -s "$secret" ]; then
+    echo "berth: $secret is missing; recreate the container through Berth" >&2
+    exit 1
+  fi
+  hash=$(sha256sum < "$secret" | cut -d" " -f1)
+  echo "user default on #$hash ~* &* +@all" > "$acl.tmp"
+  mv "$acl.tmp" "$acl"
 fi
 exec docker-entrypoint.sh redis-server --aclfile "$acl" --appendonly yes --dir /data"#;
 
@@ -66,6 +84,12 @@ pub(super) async fn admin_connection(
         .map_err(|e| e.to_string())
 }
 
+/// The warning for `keys` keys found in database 0.
+fn db0_warning(keys: i64) -> String {
+    let unit = if keys == 1 { "key" } else { "keys" };
+    format!("an application wrote to database 0, which every tenant can read ({keys} {unit})")
+}
+
 pub(super) fn password(params: &Parameters) -> &str {
     params
         .get("password")
@@ -108,13 +132,42 @@ impl Engine for Redis {
         "/data"
     }
 
-    fn container_env(&self, params: &Parameters) -> Vec<String> {
-        vec![format!("REDIS_PASSWORD={}", password(params))]
+    fn container_env(&self, _params: &Parameters) -> Vec<String> {
+        Vec::new()
     }
 
-    /// A fixed script (the password comes from the environment, never from the script text):
-    /// on first start it writes the ACL file with the default user's password hash, so ACL
-    /// users made for linked projects survive restarts (`ACL SAVE` writes to the same file).
+    fn secret_files(&self, params: &Parameters) -> Vec<ContainerFile> {
+        vec![ContainerFile {
+            path: ADMIN_PASSWORD_FILE.into(),
+            contents: password(params).as_bytes().to_vec(),
+            mode: 0o400,
+        }]
+    }
+
+    /// Keys in database 0: every connection starts there before its `SELECT`, and ACLs cannot
+    /// keep a tenant out of it, so whatever an application wrote there is readable (and
+    /// deletable) by every tenant.
+    async fn data_warnings(&self, host_port: u16, params: &Parameters) -> Vec<String> {
+        let count = async {
+            let mut conn = admin_connection(host_port, params, PROBE_TIMEOUT).await?;
+            let (_, keys): ((), i64) = redis::pipe()
+                .cmd("SELECT")
+                .arg(0)
+                .cmd("DBSIZE")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(keys)
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, count).await {
+            Ok(Ok(keys)) if keys > 0 => vec![db0_warning(keys)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A fixed script, no secret in it (see [`START_SCRIPT`]): on first start it writes the
+    /// ACL file with the default user's password hash, so ACL users made for linked projects
+    /// survive restarts (`ACL SAVE` writes to the same file).
     fn container_cmd(&self, _params: &Parameters) -> Vec<String> {
         vec!["sh".into(), "-c".into(), START_SCRIPT.into()]
     }
