@@ -71,6 +71,7 @@ const POSTGRES_NAMES: &[&str] = &[
     "POSTGRES_USER",
 ];
 const REDIS_NAMES: &[&str] = &[
+    "REDIS_CHANNEL_PREFIX",
     "REDIS_DATABASE",
     "REDIS_HOST",
     "REDIS_PASSWORD",

@@ -429,7 +429,11 @@ mod tests {
         assert_eq!(matching().drift_from(&spec()), None);
         let mut other_env = spec();
         other_env.env = vec!["A=2".into()];
-        assert_eq!(matching().drift_from(&other_env), None, "env never restarts");
+        assert_eq!(
+            matching().drift_from(&other_env),
+            None,
+            "env never restarts"
+        );
         let mut moved = matching();
         moved.bindings = vec![("127.0.0.1".into(), 7000)];
         assert!(moved.drift_from(&spec()).unwrap().contains("host ports"));
@@ -438,7 +442,12 @@ mod tests {
         assert!(retagged.drift_from(&spec()).unwrap().contains("image"));
         let mut other_volume = matching();
         other_volume.volumes = vec!["elsewhere".into()];
-        assert!(other_volume.drift_from(&spec()).unwrap().contains("volumes"));
+        assert!(
+            other_volume
+                .drift_from(&spec())
+                .unwrap()
+                .contains("volumes")
+        );
     }
 
     #[test]

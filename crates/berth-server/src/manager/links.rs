@@ -269,17 +269,20 @@ impl ServiceManager {
                     tenant.username, service.name
                 ))
             };
-            let live = tenancy
-                .is_provisioned(port, &params, &creds)
-                .await
-                .map_err(|e| fail("checking", e))?;
-            if tenant.revoked && live {
-                tracing::warn!(service_id = service.id, tenant = %tenant.username, "revoked login works again; turning it off");
+            if tenant.revoked {
+                // Revoke is idempotent and cheap when the login is already off; asking
+                // is_provisioned first would miss a login turned back on with other rules.
                 tenancy
                     .revoke(port, &params, &creds)
                     .await
                     .map_err(|e| fail("revoking", e))?;
-            } else if !tenant.revoked && !live {
+                continue;
+            }
+            let live = tenancy
+                .is_provisioned(port, &params, &creds)
+                .await
+                .map_err(|e| fail("checking", e))?;
+            if !live {
                 tracing::warn!(service_id = service.id, tenant = %tenant.username, "tenant missing in the server; provisioning it again");
                 tenancy
                     .provision(port, &params, &creds)

@@ -34,7 +34,6 @@ pub struct ServiceView {
     pub updated_at: String,
     /// What the user should know about the service's data (volume missing, keys in Redis
     /// database 0 ...). Filled in by the single-service view; empty in lists.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
