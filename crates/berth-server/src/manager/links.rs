@@ -411,7 +411,9 @@ impl ServiceManager {
                 .provision(port, &params, &credentials(&tenant))
                 .await
                 .map_err(|e| {
-                    ManagerError::Internal(format!(
+                    // Refusals (a name taken by something Berth did not create) are the
+                    // user's to resolve: say why instead of a bare 500.
+                    ManagerError::Conflict(format!(
                         "provisioning {} in {}: {e}",
                         tenant.resource_name, service.name
                     ))
