@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// Seconds SIGTERM waits for in-flight requests and operations before exiting; operations
     /// still running then are parked (left recorded) and resolved at the next start.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a synchronous request (the default; not `Prefer: respond-async`) waits for its
+    /// operation before answering 202 with the operation, which keeps running.
+    pub sync_wait_secs: u64,
     /// Default image per service type, overriding Berth's own (`postgres = "postgres:15"`).
     pub images: HashMap<String, String>,
 }
@@ -39,6 +42,7 @@ impl Default for ServerConfig {
             reconcile_interval_secs: 30,
             readiness_timeout_secs: 120,
             shutdown_timeout_secs: 60,
+            sync_wait_secs: 120,
             images: HashMap::new(),
         }
     }

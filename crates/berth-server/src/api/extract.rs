@@ -92,13 +92,122 @@ pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     }
 }
 
-/// `?wait=true`: block until the operation finishes instead of answering 202 at once.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// `?wait=true|false`: the explicit choice between waiting for an operation and answering 202
+/// at once. Absent, the `Prefer` header decides, and without it the request waits.
+#[derive(Debug, Default, Deserialize)]
 pub struct WaitQuery {
-    /// Block until the operation finishes instead of answering 202 at once.
     #[serde(default)]
-    pub wait: bool,
+    pub wait: Option<bool>,
+}
+
+/// How a request that starts a long operation wants its answer. Synchronous by default, as
+/// Temps: the final answer (201/200 with the service, 204) once the operation has finished,
+/// within a bound. `Prefer: respond-async` (RFC 7240) or `?wait=false` asks for 202 + the
+/// operation at once; an explicit `?wait=` wins over the header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Answer 202 with the operation at once.
+    pub respond_async: bool,
+    /// `Prefer: respond-async` was honoured: the answer says `Preference-Applied`.
+    pub preference_applied: bool,
+    /// `Prefer: wait=N` (RFC 7240): the longest the client wants to wait, in seconds.
+    pub prefer_wait_secs: Option<u64>,
+}
+
+impl Wait {
+    pub fn from_parts(query: Option<bool>, prefer: &Preferences) -> Self {
+        let respond_async = match query {
+            Some(wait) => !wait,
+            None => prefer.respond_async,
+        };
+        Wait {
+            respond_async,
+            preference_applied: respond_async && prefer.respond_async,
+            prefer_wait_secs: prefer.wait_secs,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Wait {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(query): Query<WaitQuery> = Query::from_request_parts(parts, state).await?;
+        let prefer = Preferences::parse(parts.headers.get_all("prefer"));
+        Ok(Wait::from_parts(query.wait, &prefer))
+    }
+}
+
+/// The preferences of RFC 7240 that Berth honours. Unknown ones are ignored, as the RFC asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Preferences {
+    pub respond_async: bool,
+    pub wait_secs: Option<u64>,
+}
+
+impl Preferences {
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a axum::http::HeaderValue>) -> Self {
+        let mut prefs = Preferences::default();
+        for value in values {
+            let Ok(value) = value.to_str() else { continue };
+            for preference in value.split(',') {
+                // `token [= value] *( ";" parameter )`: parameters are not used here.
+                let head = preference.split(';').next().unwrap_or("");
+                let (name, val) = match head.split_once('=') {
+                    Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                    None => (head.trim(), None),
+                };
+                if name.eq_ignore_ascii_case("respond-async") {
+                    prefs.respond_async = true;
+                } else if name.eq_ignore_ascii_case("wait")
+                    && let Some(secs) = val.and_then(|v| v.parse::<u64>().ok())
+                    && prefs.wait_secs.is_none()
+                {
+                    prefs.wait_secs = Some(secs);
+                }
+            }
+        }
+        prefs
+    }
+}
+
+/// The OpenAPI parameters behind [`Wait`]: `?wait=` and the `Prefer` header.
+pub struct WaitParams;
+
+impl utoipa::IntoParams for WaitParams {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("wait")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(
+                    "true: answer when the operation has finished (the default); false: answer                      202 with the operation at once. Wins over the Prefer header.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+                .build(),
+            ParameterBuilder::new()
+                .name("Prefer")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "RFC 7240. `respond-async`: answer 202 + Location of the operation at once \
+                     (the answer carries `Preference-Applied: respond-async`). `wait=N`: wait at \
+                     most N seconds (never more than the server's bound, 120 s by default) \
+                     before answering 202.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .examples(["respond-async"]),
+                ))
+                .build(),
+        ]
+    }
 }
 
 /// Query strings with problem+json errors.
@@ -112,5 +221,48 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             .await
             .map(|axum::extract::Query(v)| Query(v))
             .map_err(|e: QueryRejection| ApiError::bad_request(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::{Preferences, Wait};
+
+    fn prefs(values: &[&'static str]) -> Preferences {
+        let values: Vec<HeaderValue> = values.iter().map(|v| HeaderValue::from_static(v)).collect();
+        Preferences::parse(values.iter())
+    }
+
+    #[test]
+    fn prefer_header_is_parsed_as_rfc_7240() {
+        assert_eq!(prefs(&[]), Preferences::default());
+        assert!(prefs(&["respond-async"]).respond_async);
+        assert!(prefs(&["Respond-Async"]).respond_async);
+        assert!(prefs(&["return=minimal, respond-async; foo=bar"]).respond_async);
+        assert!(prefs(&["return=minimal", "respond-async"]).respond_async);
+        assert!(!prefs(&["respond-asynchronously"]).respond_async);
+        assert_eq!(prefs(&["respond-async, wait=10"]).wait_secs, Some(10));
+        assert_eq!(prefs(&["wait=\"7\""]).wait_secs, Some(7));
+        assert_eq!(prefs(&["wait=soon"]).wait_secs, None);
+        // The first occurrence of a preference wins (RFC 7240 section 2).
+        assert_eq!(prefs(&["wait=3", "wait=9"]).wait_secs, Some(3));
+    }
+
+    #[test]
+    fn explicit_query_wins_over_the_header() {
+        let none = Preferences::default();
+        let async_ = prefs(&["respond-async"]);
+        // Default: synchronous.
+        assert!(!Wait::from_parts(None, &none).respond_async);
+        let w = Wait::from_parts(None, &async_);
+        assert!(w.respond_async && w.preference_applied);
+        // ?wait=true wins over the header: synchronous, preference not applied.
+        let w = Wait::from_parts(Some(true), &async_);
+        assert!(!w.respond_async && !w.preference_applied);
+        // ?wait=false alone: 202 without Preference-Applied (nothing was preferred).
+        let w = Wait::from_parts(Some(false), &none);
+        assert!(w.respond_async && !w.preference_applied);
     }
 }

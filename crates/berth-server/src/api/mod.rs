@@ -59,6 +59,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(links::preview_names))
         .routes(routes!(links::preview_masked))
         .routes(routes!(links::project_variables))
+        .routes(routes!(operations::list))
         .routes(routes!(operations::get))
         .routes(routes!(projects::create, projects::list))
         .routes(routes!(projects::get, projects::delete))

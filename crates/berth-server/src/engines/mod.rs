@@ -78,6 +78,12 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// Temps' `connection_info`: where the service answers on the Docker network, as a URL
+    /// with the password masked (`postgres://postgres:***@host:5432/postgres`). Never a secret.
+    fn connection_info(&self, _host: &str, _params: &Parameters) -> Option<String> {
+        None
+    }
+
     /// Per-project isolation for linking; `None` if this engine cannot be linked.
     fn tenancy(&self) -> Option<&dyn Tenancy> {
         None

@@ -177,6 +177,19 @@ impl ServiceManager {
             .unwrap_or_else(|| engine.image_recipe().reference())
     }
 
+    /// The engine version a service's image carries (`"15"`): from its tag, else from the
+    /// image's version variable (`PG_MAJOR`) when the image is present; `None` if unknown.
+    pub async fn image_version(&self, service: &Service) -> Option<String> {
+        let engine = engines::engine(&service.service_type)?;
+        let image = service.parameters.get("docker_image")?;
+        if let Some(major) = engines::image_major(engine, image, None) {
+            return Some(major.to_string());
+        }
+        engine.version_env()?;
+        let env = self.docker.image_env(image).await.ok()??;
+        engines::image_major(engine, image, Some(&env)).map(|m| m.to_string())
+    }
+
     pub async fn project(&self, id: i64) -> ManagerResult<crate::store::Project> {
         self.store
             .project(id)

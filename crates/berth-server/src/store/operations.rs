@@ -2,7 +2,7 @@
 //! shows while one runs. A row is written before the first Docker call; the reconciler finishes
 //! or undoes any row still `running` after a crash.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreResult, now, optional};
@@ -47,7 +47,7 @@ impl OpKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpStatus {
     Running,

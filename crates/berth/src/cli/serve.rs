@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Seconds between reconciler passes (default 30).
     #[arg(long, env = "BERTH_RECONCILE_INTERVAL")]
     pub reconcile_interval: Option<u64>,
+    /// Seconds a synchronous request waits for its operation before answering 202 with it
+    /// (default 120).
+    #[arg(long, env = "BERTH_SYNC_WAIT")]
+    pub sync_wait: Option<u64>,
 }
 
 pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -50,6 +54,9 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     }
     if let Some(secs) = args.reconcile_interval {
         config.reconcile_interval_secs = secs;
+    }
+    if let Some(secs) = args.sync_wait {
+        config.sync_wait_secs = secs;
     }
     init_logging();
     berth_server::app::run(config).await

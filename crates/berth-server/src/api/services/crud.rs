@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Accepted, DeleteNote, ServiceView, respond};
 use crate::api::AppState;
-use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
+use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::ApiResult;
 use crate::api::problem::responses as errors;
 use crate::engines;
@@ -19,12 +19,16 @@ use crate::manager::CreateRequest;
     post,
     path = "/external-services",
     tag = "services",
-    summary = "Create a service (202 + operation; ?wait=true for 201 when ready)",
-    params(WaitQuery),
+    summary = "Create a service (201 once it accepts connections; Prefer: respond-async for 202 + operation)",
+    params(WaitParams),
     request_body = CreateRequest,
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 201, description = "Created and accepting connections (?wait=true)", body = ServiceView),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 201, description = "Created and accepting connections (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::Conflict,
@@ -37,11 +41,11 @@ use crate::manager::CreateRequest;
 )]
 pub async fn create(
     State(state): State<AppState>,
-    Query(query): Query<WaitQuery>,
+    wait: Wait,
     JsonBody(request): JsonBody<CreateRequest>,
 ) -> ApiResult<Response> {
     let (service, started) = state.manager.create(request).await?;
-    respond(&state, started, query.wait, service.id, StatusCode::CREATED).await
+    respond(&state, started, wait, service.id, StatusCode::CREATED).await
 }
 
 #[utoipa::path(
@@ -117,11 +121,15 @@ pub struct UpdateRequest {
     path = "/external-services/{id}",
     tag = "services",
     summary = "Change editable parameters (recreates the container, keeps data)",
-    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
     request_body = UpdateRequest,
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 200, description = "Updated (?wait=true)", body = ServiceView),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 200, description = "Updated (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -136,19 +144,16 @@ pub struct UpdateRequest {
 pub async fn update(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-    Query(query): Query<WaitQuery>,
+    wait: Wait,
     JsonBody(request): JsonBody<UpdateRequest>,
 ) -> ApiResult<Response> {
     let started = state.manager.update(id, request.parameters).await?;
-    respond(&state, started, query.wait, id, StatusCode::OK).await
+    respond(&state, started, wait, id, StatusCode::OK).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
-    /// Block until deleted.
-    #[serde(default)]
-    pub wait: bool,
     /// Keep the data volume (default: removed with the container).
     #[serde(default)]
     pub keep_data: bool,
@@ -162,11 +167,15 @@ pub struct DeleteQuery {
     path = "/external-services/{id}",
     tag = "services",
     summary = "Delete a service (refused while linked unless ?force=true)",
-    params(("id" = i64, Path, description = "Service id"), DeleteQuery),
+    params(("id" = i64, Path, description = "Service id"), DeleteQuery, WaitParams),
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 204, description = "Deleted (?wait=true)"),
-        (status = 200, description = "Deleted (?wait=true&force=true), with what was unlinked", body = DeleteNote),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 204, description = "Deleted (the default)"),
+        (status = 200, description = "Deleted (the default, with ?force=true), with what was unlinked", body = DeleteNote),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -180,12 +189,13 @@ pub async fn delete(
     State(state): State<AppState>,
     IdPath(id): IdPath,
     Query(query): Query<DeleteQuery>,
+    wait: Wait,
 ) -> ApiResult<Response> {
     let started = state
         .manager
         .delete(id, query.keep_data, query.force)
         .await?;
-    respond(&state, started, query.wait, id, StatusCode::NO_CONTENT).await
+    respond(&state, started, wait, id, StatusCode::NO_CONTENT).await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -3,12 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 
 use super::{Accepted, ServiceView, respond};
 use crate::api::AppState;
-use crate::api::extract::{IdPath, JsonBody, Query, WaitQuery};
+use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::ApiResult;
 use crate::api::problem::responses as errors;
 use crate::manager::HealthReport;
@@ -18,10 +18,14 @@ use crate::manager::HealthReport;
     path = "/external-services/{id}/start",
     tag = "services",
     summary = "Start a service",
-    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 200, description = "Running (?wait=true)", body = ServiceView),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 200, description = "Running (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -34,10 +38,10 @@ use crate::manager::HealthReport;
 pub async fn start(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-    Query(q): Query<WaitQuery>,
+    wait: Wait,
 ) -> ApiResult<Response> {
     let started = state.manager.start(id).await?;
-    respond(&state, started, q.wait, id, StatusCode::OK).await
+    respond(&state, started, wait, id, StatusCode::OK).await
 }
 
 #[utoipa::path(
@@ -45,10 +49,14 @@ pub async fn start(
     path = "/external-services/{id}/stop",
     tag = "services",
     summary = "Stop a service (data kept)",
-    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 200, description = "Stopped (?wait=true)", body = ServiceView),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 200, description = "Stopped (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -61,10 +69,10 @@ pub async fn start(
 pub async fn stop(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-    Query(q): Query<WaitQuery>,
+    wait: Wait,
 ) -> ApiResult<Response> {
     let started = state.manager.stop(id).await?;
-    respond(&state, started, q.wait, id, StatusCode::OK).await
+    respond(&state, started, wait, id, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -78,11 +86,15 @@ pub struct UpgradeRequest {
     path = "/external-services/{id}/upgrade",
     tag = "services",
     summary = "Swap the image within the same major version, keeping the volume",
-    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
     request_body = UpgradeRequest,
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 200, description = "Upgraded (?wait=true)", body = ServiceView),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 200, description = "Upgraded (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -97,11 +109,11 @@ pub struct UpgradeRequest {
 pub async fn upgrade(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-    Query(q): Query<WaitQuery>,
+    wait: Wait,
     JsonBody(request): JsonBody<UpgradeRequest>,
 ) -> ApiResult<Response> {
     let started = state.manager.upgrade(id, request.docker_image).await?;
-    respond(&state, started, q.wait, id, StatusCode::OK).await
+    respond(&state, started, wait, id, StatusCode::OK).await
 }
 
 /// The explicit way out of `data_missing`: starts the service again with EMPTY data, its
@@ -111,10 +123,14 @@ pub async fn upgrade(
     path = "/external-services/{id}/recreate",
     tag = "services",
     summary = "Recreate a service whose data volume is missing (starts with EMPTY data)",
-    params(("id" = i64, Path, description = "Service id"), WaitQuery),
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
     responses(
-        (status = 202, description = "Accepted: poll the operation", body = Accepted),
-        (status = 200, description = "Running again with empty data (?wait=true)", body = ServiceView),
+        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
+            headers(
+                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+            )),
+        (status = 200, description = "Running again with empty data (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -127,20 +143,39 @@ pub async fn upgrade(
 pub async fn recreate(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-    Query(q): Query<WaitQuery>,
+    wait: Wait,
 ) -> ApiResult<Response> {
     let started = state.manager.recreate(id).await?;
-    respond(&state, started, q.wait, id, StatusCode::OK).await
+    respond(&state, started, wait, id, StatusCode::OK).await
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HealthQuery {
+    /// true: the detailed report (container state, probe latency, message, `warnings`)
+    /// instead of Temps' JSON boolean.
+    #[serde(default)]
+    pub detail: bool,
+}
+
+/// `GET .../health`: Temps' JSON boolean, or with `?detail=true` Berth's detailed report.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum HealthAnswer {
+    /// true when the server accepts connections with its data in place.
+    Healthy(bool),
+    Detail(HealthReport),
 }
 
 #[utoipa::path(
     get,
     path = "/external-services/{id}/health",
     tag = "services",
-    summary = "Container state and a real client round-trip",
-    params(("id" = i64, Path, description = "Service id")),
+    summary = "Whether the service accepts connections (JSON boolean, as Temps); ?detail=true for the report",
+    params(("id" = i64, Path, description = "Service id"), HealthQuery),
     responses(
-        (status = 200, body = HealthReport),
+        (status = 200, description = "`true`/`false`; with ?detail=true the detailed report", body = HealthAnswer),
+        errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
         errors::Unavailable
@@ -149,6 +184,15 @@ pub async fn recreate(
 pub async fn health(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-) -> ApiResult<Json<HealthReport>> {
-    Ok(Json(state.manager.health(id).await?))
+    Query(query): Query<HealthQuery>,
+) -> ApiResult<Response> {
+    let report = state.manager.health(id).await?;
+    let answer = if query.detail {
+        HealthAnswer::Detail(report)
+    } else {
+        // `healthy` is only true when the probe succeeded on a service whose data is in
+        // place (a data_missing service has no container to probe).
+        HealthAnswer::Healthy(report.healthy)
+    };
+    Ok(Json(answer).into_response())
 }

@@ -1,6 +1,7 @@
 //! `/api/external-services`: the seed's routes. `crud` holds create/list/get/update/delete,
-//! `lifecycle` start/stop/upgrade/health. Long operations answer 202 with a pollable operation
-//! (`?wait=true` blocks until done instead).
+//! `lifecycle` start/stop/upgrade/health. Long operations run as pollable operations; the
+//! request waits for the outcome (as Temps answers), unless it asks for `202` with
+//! `Prefer: respond-async` or `?wait=false` — see [`respond`].
 
 pub mod crud;
 pub mod lifecycle;
@@ -13,17 +14,27 @@ use berth_core::mask::MASK;
 use serde::Serialize;
 
 use super::AppState;
+use super::extract::Wait;
 use super::problem::{ApiError, ApiResult};
-use crate::manager::Started;
+use crate::engines;
+use crate::manager::{ServiceManager, Started};
 use crate::store::{Operation, Service};
 
-/// A service as the API shows it: secret parameters masked unless revealed.
+/// A service as the API shows it: Temps' `ExternalServiceInfo` fields (`id`, `name`,
+/// `service_type`, `status`, `version`, `connection_info`, `created_at`, `updated_at`) plus
+/// Berth's own; secret parameters masked unless revealed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceView {
     pub id: i64,
     pub name: String,
     pub service_type: String,
     pub status: String,
+    /// The engine version the image carries (major, e.g. "15" for `berth/postgres:15`): from
+    /// the image tag, else from the image's `PG_MAJOR`/`REDIS_VERSION`; null if unknown.
+    pub version: Option<String>,
+    /// Where the service answers on the Docker network, password masked
+    /// (`postgres://postgres:***@berth-postgres-db:5432/postgres`). Never a secret.
+    pub connection_info: Option<String>,
     pub desired_state: String,
     pub parameters: Parameters,
     /// Hostname on the Docker network (the container name).
@@ -56,11 +67,22 @@ impl ServiceView {
             };
             parameters.insert(name.clone(), shown);
         }
+        let engine = engines::engine(&service.service_type);
+        // Public parameters only: neither field may ever carry a secret.
+        let all = &service.parameters;
+        let version = engine.and_then(|engine| {
+            let image = all.get("docker_image")?;
+            Some(engines::image_major(engine, image, None)?.to_string())
+        });
+        let connection_info =
+            engine.and_then(|engine| engine.connection_info(&service.container_name, all));
         Self {
             id: service.id,
             name: service.name.clone(),
             service_type: service.service_type.clone(),
             status: service.status.clone(),
+            version,
+            connection_info,
             desired_state: service.desired_state.clone(),
             parameters,
             host: service.container_name.clone(),
@@ -70,6 +92,16 @@ impl ServiceView {
             updated_at: service.updated_at.clone(),
             warnings: Vec::new(),
         }
+    }
+
+    /// The masked view, with `version` read from the image's environment when its tag does
+    /// not say (`postgres:latest`). Costs a local image inspect only in that case.
+    pub async fn masked_with_version(manager: &ServiceManager, service: &Service) -> Self {
+        let mut view = Self::masked(service);
+        if view.version.is_none() {
+            view.version = manager.image_version(service).await;
+        }
+        view
     }
 }
 
@@ -89,35 +121,44 @@ pub struct DeleteNote {
     pub note: String,
 }
 
-/// Answers for a started operation: 202 + `Location: /api/operations/{id}` at once, or, with
-/// `wait`, the outcome (`done_status` with the service, or the operation's error).
+/// Answers for a started operation. Synchronous (the default, as Temps): waits for the
+/// operation and answers `done_status` with the service (204 for delete; 200 with a note for
+/// a forced delete), or the operation's error as problem+json. The wait is bounded
+/// (`sync_wait_secs`, 120 s, or less with `Prefer: wait=N`): past it the answer is 202 with the
+/// operation, which keeps running, so nothing is lost. Asynchronous (`Prefer: respond-async`
+/// or `?wait=false`): 202 + `Location: /api/operations/{id}` at once, with
+/// `Preference-Applied: respond-async` when the header asked for it.
 pub async fn respond(
     state: &AppState,
     started: Started,
-    wait: bool,
+    wait: Wait,
     service_id: i64,
     done_status: StatusCode,
 ) -> ApiResult<Response> {
-    let op_id = started.operation.id;
-    let note = started.note.clone();
-    if !wait {
-        let service = state.store.service(service_id).await?;
-        let body = Accepted {
-            operation: started.operation,
-            service: service.as_ref().map(ServiceView::masked),
-            note: started.note,
-        };
-        let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-        response.headers_mut().insert(
-            header::LOCATION,
-            HeaderValue::from_str(&format!("/api/operations/{op_id}")).expect("ascii"),
-        );
-        return Ok(response);
+    let Started {
+        operation,
+        done,
+        note,
+    } = started;
+    let op_id = operation.id;
+    if wait.respond_async {
+        return accepted(state, operation, note, service_id, wait.preference_applied).await;
     }
-    let outcome = started
-        .done
-        .await
-        .map_err(|e| ApiError::internal(format!("operation task failed: {e}")))?;
+    let mut bound = std::time::Duration::from_secs(state.manager.config.sync_wait_secs);
+    if let Some(secs) = wait.prefer_wait_secs {
+        bound = bound.min(std::time::Duration::from_secs(secs));
+    }
+    let outcome = match tokio::time::timeout(bound, done).await {
+        Ok(joined) => {
+            joined.map_err(|e| ApiError::internal(format!("operation task failed: {e}")))?
+        }
+        Err(_) => {
+            // Still running: dropping the handle detaches the task, which finishes and records
+            // its outcome; the caller polls it like an asynchronous answer.
+            let operation = state.store.operation(op_id).await?.unwrap_or(operation);
+            return accepted(state, operation, note, service_id, false).await;
+        }
+    };
     if let Err(e) = outcome {
         let mut err = ApiError::from(e);
         err.operation_id = Some(op_id);
@@ -134,5 +175,39 @@ pub async fn respond(
         .service(service_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("service {service_id} no longer exists")))?;
-    Ok((done_status, Json(ServiceView::masked(&service))).into_response())
+    let view = ServiceView::masked_with_version(&state.manager, &service).await;
+    Ok((done_status, Json(view)).into_response())
+}
+
+/// 202 with `{operation, service}` and `Location: /api/operations/{id}`.
+async fn accepted(
+    state: &AppState,
+    operation: Operation,
+    note: Option<String>,
+    service_id: i64,
+    preference_applied: bool,
+) -> ApiResult<Response> {
+    let op_id = operation.id;
+    let service = match state.store.service(service_id).await? {
+        Some(service) => Some(ServiceView::masked_with_version(&state.manager, &service).await),
+        None => None,
+    };
+    let body = Accepted {
+        operation,
+        service,
+        note,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/operations/{op_id}")).expect("ascii"),
+    );
+    if preference_applied {
+        headers.insert(
+            "preference-applied",
+            HeaderValue::from_static("respond-async"),
+        );
+    }
+    Ok(response)
 }

@@ -223,6 +223,13 @@ impl Engine for Postgres {
         Some("PG_MAJOR")
     }
 
+    fn connection_info(&self, host: &str, params: &Parameters) -> Option<String> {
+        let user = params.get("username").map_or("postgres", String::as_str);
+        let database = params.get("database").map_or("postgres", String::as_str);
+        let port = self.ports()[0].0;
+        Some(format!("postgres://{user}:***@{host}:{port}/{database}"))
+    }
+
     fn tenancy(&self) -> Option<&dyn Tenancy> {
         Some(self)
     }

@@ -194,6 +194,11 @@ impl Engine for Redis {
         Some("REDIS_VERSION")
     }
 
+    fn connection_info(&self, host: &str, _params: &Parameters) -> Option<String> {
+        let port = self.ports()[0].0;
+        Some(format!("redis://:***@{host}:{port}"))
+    }
+
     fn tenancy(&self) -> Option<&dyn Tenancy> {
         Some(self)
     }
