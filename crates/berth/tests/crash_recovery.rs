@@ -16,7 +16,7 @@ async fn assert_all_or_nothing(berth: &Berth, id: i64, container: &str, volume: 
     if status == StatusCode::OK {
         assert_eq!(svc["status"], "running", "{svc}");
         let (_, health) = berth
-            .get(&format!("/api/external-services/{id}/health"))
+            .get(&format!("/api/external-services/{id}/health?detail=true"))
             .await;
         assert_eq!(health["status"], "healthy", "{health}");
         assert!(container_exists(container));
@@ -30,7 +30,7 @@ async fn assert_all_or_nothing(berth: &Berth, id: i64, container: &str, volume: 
 
 async fn start_create(berth: &Berth, service_type: &str, name: &str) -> (i64, i64, String, String) {
     let (status, body) = berth
-        .call(
+        .call_async(
             Method::POST,
             "/api/external-services",
             Some(json!({ "name": name, "service_type": service_type, "parameters": {} })),
@@ -138,7 +138,7 @@ async fn crash_during_delete_finishes_the_delete() {
         .spawn_with_env(&[("BERTH_CRASHPOINT", "delete.after_container")])
         .await;
     let (status, body) = berth
-        .call(
+        .call_async(
             Method::DELETE,
             &format!("/api/external-services/{id}"),
             None,
@@ -187,7 +187,7 @@ async fn crash_during_update_rolls_back_to_previous_configuration() {
         .spawn_with_env(&[("BERTH_CRASHPOINT", "reconfigure.after_remove")])
         .await;
     let (status, body) = berth
-        .call(
+        .call_async(
             Method::PUT,
             &format!("/api/external-services/{id}"),
             Some(json!({ "parameters": { "max_connections": "90" } })),

@@ -138,10 +138,15 @@ async fn lost_volume_is_reported_never_replaced_and_recreate_brings_logins_back(
     assert!(!container_exists(container), "no container was recreated");
     assert!(!volume_exists(volume), "no empty volume was made");
     let (_, health) = berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     assert_eq!(health["healthy"], false, "{health}");
     assert_eq!(health["status"], "data_missing", "{health}");
+    let (status, healthy) = berth
+        .get(&format!("/api/external-services/{id}/health"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{healthy}");
+    assert_eq!(healthy, false, "data_missing is not healthy: {healthy}");
     let (_, list) = berth.get("/api/external-services").await;
     assert!(
         list.as_array()
@@ -213,7 +218,7 @@ async fn keep_data_is_honoured_when_the_reconciler_finishes_a_failed_delete() {
         .spawn_with_env(&[("BERTH_CRASHPOINT", "delete.after_container")])
         .await;
     let (status, body) = berth
-        .call(
+        .call_async(
             Method::DELETE,
             &format!("/api/external-services/{id}?keep_data=true"),
             None,
@@ -541,7 +546,7 @@ async fn links_queue_behind_operations_and_deletes_see_links_made_while_waiting(
     let id = svc["id"].as_i64().unwrap();
     let p = project(&berth, &["production"]).await;
     let (status, body) = berth
-        .call(
+        .call_async(
             Method::PUT,
             &format!("/api/external-services/{id}"),
             Some(json!({"parameters": {"max_connections": "120"}})),

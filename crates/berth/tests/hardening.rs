@@ -110,7 +110,7 @@ async fn metrics_report_services_operations_and_health() {
     let svc = berth.create("redis", &unique("met"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     let needles = [
         "berth_services{service_type=\"redis\",status=\"running\"} 1",
@@ -335,7 +335,7 @@ async fn crash_injection_at_every_point_converges() {
         assert_eq!(op["status"], "rolled_back", "{op}");
         assert_converged(&berth).await;
         let (_, health) = berth
-            .get(&format!("/api/external-services/{base_id}/health"))
+            .get(&format!("/api/external-services/{base_id}/health?detail=true"))
             .await;
         assert_eq!(health["status"], "healthy", "{health}");
         points.push(point);
@@ -402,7 +402,7 @@ async fn crash_injection_at_every_point_converges() {
 async fn sigterm_finishes_in_flight_create_and_leaves_nothing_half_made() {
     let mut berth = Berth::start().await;
     let (status, body) = berth
-        .call(
+        .call_async(
             Method::POST,
             "/api/external-services",
             Some(json!({"name": unique("term"), "service_type": "postgres"})),
@@ -457,7 +457,7 @@ async fn sigterm_finishes_in_flight_create_and_leaves_nothing_half_made() {
         "the create finished before exit: {resolved}"
     );
     let (_, health) = berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     assert_eq!(health["status"], "healthy");
     let (_, services) = berth.get("/api/external-services").await;

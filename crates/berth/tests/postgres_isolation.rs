@@ -274,6 +274,7 @@ async fn projects_named_like_the_admin_or_system_objects_get_safe_names() {
         .get(&format!("/api/external-services/{id}/health"))
         .await;
     assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health, true, "Temps' JSON boolean: {health}");
 }
 
 #[tokio::test]

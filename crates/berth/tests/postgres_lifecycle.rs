@@ -84,7 +84,7 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "stopped");
     let (_, health) = berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     assert_eq!(health["status"], "stopped");
     assert!(
@@ -101,7 +101,7 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
         "still here"
     );
     let (_, health) = berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert!(health["latency_ms"].as_f64().unwrap() > 0.0);

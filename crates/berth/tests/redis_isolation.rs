@@ -527,7 +527,7 @@ async fn keys_in_database_zero_are_reported_as_warnings() {
         "an application wrote to database 0, which every tenant can read (2 keys)".to_string();
     let (_, body) = s.berth.get(&path).await;
     assert_eq!(service_warnings(&body), [expected.as_str()], "{body}");
-    let (status, health) = s.berth.get(&format!("{path}/health")).await;
+    let (status, health) = s.berth.get(&format!("{path}/health?detail=true")).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(
         health["healthy"], true,
@@ -701,7 +701,7 @@ async fn admin_password_is_neither_in_docker_inspect_nor_in_the_volume() {
     loop {
         let (_, health) = s
             .berth
-            .get(&format!("/api/external-services/{}/health", s.id))
+            .get(&format!("/api/external-services/{}/health?detail=true", s.id))
             .await;
         if health["healthy"] == true {
             break;

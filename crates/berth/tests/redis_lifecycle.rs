@@ -70,7 +70,7 @@ async fn redis_set_stop_start_get_delete() {
     drop(conn);
 
     let (_, health) = berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     assert_eq!(health["status"], "healthy", "{health}");
 

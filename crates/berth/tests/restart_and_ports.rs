@@ -55,7 +55,7 @@ async fn distinct_ports_and_state_survives_restart() {
     );
     for id in &ids {
         let (_, health) = berth
-            .get(&format!("/api/external-services/{id}/health"))
+            .get(&format!("/api/external-services/{id}/health?detail=true"))
             .await;
         assert_eq!(health["status"], "healthy", "{health}");
     }

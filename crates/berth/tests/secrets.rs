@@ -25,7 +25,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         secrets.push(berth.password(id).await);
         // Exercise lifecycle paths that log.
         berth
-            .get(&format!("/api/external-services/{id}/health"))
+            .get(&format!("/api/external-services/{id}/health?detail=true"))
             .await;
         berth
             .post_wait(&format!("/api/external-services/{id}/stop"), None)

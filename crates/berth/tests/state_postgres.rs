@@ -76,7 +76,7 @@ async fn postgres_state_backend_round_trips() {
     berth.kill9();
     berth.spawn().await;
     let (_, health) = berth
-        .get(&format!("/api/external-services/{id}/health"))
+        .get(&format!("/api/external-services/{id}/health?detail=true"))
         .await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(berth.password(id).await, password);

@@ -34,8 +34,32 @@ impl ApiClient {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send_with(method, path, body, false).await
+    }
+
+    /// Starts a long operation asking for `202` + the operation at once
+    /// (`Prefer: respond-async`), so [`Self::follow_operation`] can show its progress.
+    pub async fn send_async(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send_with(method, path, body, true).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        respond_async: bool,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let url = format!("{}/api{}", self.base, path);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if respond_async {
+            request = request.header("Prefer", "respond-async");
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -3,7 +3,7 @@
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{ApiClient, output};
@@ -114,9 +114,14 @@ async fn operation(
     id: Option<i64>,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let (_, accepted) = api.send(method, path, body).await?;
-    api.follow_operation(&accepted, action).await?;
-    let id = id.or_else(|| accepted.pointer("/service/id").and_then(Value::as_i64));
+    let (status, answer) = api.send_async(method, path, body).await?;
+    let id = if status == StatusCode::ACCEPTED {
+        api.follow_operation(&answer, action).await?;
+        id.or_else(|| answer.pointer("/service/id").and_then(Value::as_i64))
+    } else {
+        // Answered synchronously after all (a server without Prefer support): the service.
+        id.or_else(|| answer.get("id").and_then(Value::as_i64))
+    };
     match id {
         Some(id) => {
             let service = api.get(&format!("/external-services/{id}")).await?;
@@ -223,7 +228,9 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
         }
         ServiceCommand::Health { service } => {
             let id = resolve(api, service).await?;
-            let report = api.get(&format!("/external-services/{id}/health")).await?;
+            let report = api
+                .get(&format!("/external-services/{id}/health?detail=true"))
+                .await?;
             output::print(&report, as_json);
             if let Some(warnings) = report.get("warnings").and_then(Value::as_array) {
                 for warning in warnings {
@@ -273,9 +280,11 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
         ServiceCommand::Delete { service, keep_data } => {
             let id = resolve(api, service).await?;
             let path = format!("/external-services/{id}?keep_data={keep_data}");
-            let (_, accepted) = api.send(Method::DELETE, &path, None::<&Value>).await?;
-            api.follow_operation(&accepted, &format!("deleting {service}"))
-                .await?;
+            let (status, accepted) = api.send_async(Method::DELETE, &path, None::<&Value>).await?;
+            if status == StatusCode::ACCEPTED {
+                api.follow_operation(&accepted, &format!("deleting {service}"))
+                    .await?;
+            }
             if !as_json {
                 eprintln!(
                     "Service {service} deleted{}.",

@@ -154,7 +154,7 @@ impl Berth {
     }
 
     /// Restarts the server armed with crash point `point`, sends a request that starts a long
-    /// operation (expecting 202), waits for the server to abort at the point, and restarts it
+    /// operation with `Prefer: respond-async` (expecting 202), waits for the server to abort at the point, and restarts it
     /// unarmed. Returns the 202 body (with the operation to follow).
     pub async fn crash_at(
         &mut self,
@@ -165,7 +165,7 @@ impl Berth {
     ) -> Value {
         self.kill9();
         self.spawn_with_env(&[("BERTH_CRASHPOINT", point)]).await;
-        let (status, accepted) = self.call(method, path, body).await;
+        let (status, accepted) = self.call_async(method, path, body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
         assert!(
             self.wait_exit(Duration::from_secs(120)),
@@ -205,6 +205,49 @@ impl Berth {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        (status, value)
+    }
+
+    /// Sends an authenticated request with extra headers; returns status, headers and JSON.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, value)
+    }
+
+    /// Starts a long operation asynchronously (`Prefer: respond-async`): 202 + the operation.
+    pub async fn call_async(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, value) = self
+            .call_with_headers(method, path, body, &[("Prefer", "respond-async")])
+            .await;
         (status, value)
     }
 
