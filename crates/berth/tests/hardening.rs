@@ -335,7 +335,9 @@ async fn crash_injection_at_every_point_converges() {
         assert_eq!(op["status"], "rolled_back", "{op}");
         assert_converged(&berth).await;
         let (_, health) = berth
-            .get(&format!("/api/external-services/{base_id}/health?detail=true"))
+            .get(&format!(
+                "/api/external-services/{base_id}/health?detail=true"
+            ))
             .await;
         assert_eq!(health["status"], "healthy", "{health}");
         points.push(point);

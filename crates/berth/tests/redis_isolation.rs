@@ -701,7 +701,10 @@ async fn admin_password_is_neither_in_docker_inspect_nor_in_the_volume() {
     loop {
         let (_, health) = s
             .berth
-            .get(&format!("/api/external-services/{}/health?detail=true", s.id))
+            .get(&format!(
+                "/api/external-services/{}/health?detail=true",
+                s.id
+            ))
             .await;
         if health["healthy"] == true {
             break;

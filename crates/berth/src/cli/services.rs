@@ -280,7 +280,9 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
         ServiceCommand::Delete { service, keep_data } => {
             let id = resolve(api, service).await?;
             let path = format!("/external-services/{id}?keep_data={keep_data}");
-            let (status, accepted) = api.send_async(Method::DELETE, &path, None::<&Value>).await?;
+            let (status, accepted) = api
+                .send_async(Method::DELETE, &path, None::<&Value>)
+                .await?;
             if status == StatusCode::ACCEPTED {
                 api.follow_operation(&accepted, &format!("deleting {service}"))
                     .await?;
