@@ -424,12 +424,16 @@ async fn variables_throughput(api: &Api, project_id: i64, server_pid: u32) -> an
 
 /// Checks each endpoint answers what the load loop will count as a success.
 async fn preflight(api: &Api, variables: &Target, healthz: &Target) -> anyhow::Result<()> {
-    let (status, vars) = api.send(Method::GET, &variables.url, true, None).await?;
+    let (status, vars) = api
+        .send(Method::GET, &variables.url, true, None, &[])
+        .await?;
     let non_empty = vars.as_object().is_some_and(|o| !o.is_empty());
     if status != StatusCode::OK || !non_empty {
         bail!("variables endpoint answered {status} with {vars}; expected 200 and variables");
     }
-    let (status, body) = api.send(Method::GET, &healthz.url, false, None).await?;
+    let (status, body) = api
+        .send(Method::GET, &healthz.url, false, None, &[])
+        .await?;
     if status != StatusCode::OK || body != Value::String("ok".into()) {
         bail!("/healthz answered {status} with {body}; expected 200 \"ok\"");
     }
@@ -574,7 +578,7 @@ async fn create_service(api: &Api, name: &str) -> anyhow::Result<PgService> {
 /// Success is 204, or 200 with a note listing what `force` unlinked.
 async fn delete_service(api: &Api, id: i64) -> anyhow::Result<()> {
     let url = api.url(&format!("/external-services/{id}?force=true&wait=true"));
-    let (status, body) = api.send(Method::DELETE, &url, true, None).await?;
+    let (status, body) = api.send(Method::DELETE, &url, true, None, &[]).await?;
     if status != StatusCode::NO_CONTENT && status != StatusCode::OK {
         bail!("DELETE service {id}: expected 204 or 200, got {status}: {body}");
     }

@@ -1,9 +1,13 @@
 //! Provisioning benchmark: how long `berth serve` takes to hand out a ready PostgreSQL compared
-//! with a bare `docker run` of the same image, and how much memory the idle server holds.
+//! with a bare `docker run` of the same image — synchronously (the default: 201 once it accepts
+//! connections) and asynchronously (`Prefer: respond-async`, then polling the operation) —, what
+//! queueing costs (10 stops/starts fired together at one service against the same 10 one after
+//! another), and how much memory the idle server holds.
 //!
 //! Run with `cargo bench -p berth --bench provision` (`BENCH_REPS=N`, default 5). It needs a
 //! Docker daemon; the image `berth/postgres:15` is built locally if missing, never pulled. It
-//! only prints: the goals (ratio <= 1.15x, idle RSS < 40 MB) are for a human to read.
+//! only prints: the goals (sync ratio <= 1.15x and no worse than async + poll, queued ~ 1.0x of
+//! sequential, idle RSS < 40 MB) are for a human to read.
 
 mod support;
 
@@ -32,12 +36,15 @@ fn main() -> anyhow::Result<()> {
     // The guard owns everything that must go away however the bench ends (error or panic).
     let mut cleanup = Cleanup::new(tempfile::tempdir().context("creating the data directory")?);
     for i in 0..reps {
-        cleanup.add_postgres_service(&berth_service_name(i, &run_id));
+        for mode in [Mode::Sync, Mode::Async] {
+            cleanup.add_postgres_service(&berth_service_name(mode, i, &run_id));
+        }
         cleanup.containers.push(raw_container_name(i, &run_id));
     }
+    cleanup.add_postgres_service(&queue_service_name(&run_id));
     let runtime = tokio::runtime::Runtime::new()?;
     // A global bound on top of the per-step ones: image build plus a generous slot per rep.
-    let budget = IMAGE_BUILD_TIMEOUT + Duration::from_secs(60 + 600 * reps as u64);
+    let budget = IMAGE_BUILD_TIMEOUT + Duration::from_secs(60 + 1200 * reps as u64);
     runtime.block_on(async {
         tokio::time::timeout(budget, bench(&mut cleanup, reps, &run_id))
             .await
@@ -58,36 +65,52 @@ async fn bench(cleanup: &mut Cleanup, reps: usize, run_id: &str) -> anyhow::Resu
     // Read before the first /api request: what a freshly started server holds.
     println!("startup RSS: {:.1} MB", rss_mb(pid)?);
 
-    let mut berth_times = Vec::with_capacity(reps);
+    let mut sync_times = Vec::with_capacity(reps);
+    let mut async_times = Vec::with_capacity(reps);
     let mut raw_times = Vec::with_capacity(reps);
     for i in 0..reps {
-        // Alternate which side goes first so caches and background noise hit both alike.
-        let berth_first = i.is_multiple_of(2);
-        let (berth, raw) = if berth_first {
-            let berth = berth_provision(&api, i, run_id).await?;
-            (berth, raw_provision(i, run_id).await?)
-        } else {
-            let raw = raw_provision(i, run_id).await?;
-            (berth_provision(&api, i, run_id).await?, raw)
-        };
-        println!(
-            "rep {}/{reps} ({} first): berth {}, raw docker {}",
-            i + 1,
-            if berth_first { "berth" } else { "raw" },
-            secs(berth),
-            secs(raw),
-        );
-        berth_times.push(berth);
-        raw_times.push(raw);
+        // Rotate which side goes first so caches and background noise hit all three alike.
+        let mut order = [Side::Berth(Mode::Sync), Side::Berth(Mode::Async), Side::Raw];
+        order.rotate_left(i % 3);
+        let mut line = Vec::new();
+        for side in order {
+            match side {
+                Side::Berth(mode) => {
+                    let t = berth_provision(&api, mode, i, run_id).await?;
+                    line.push(format!("{} {}", mode.label(), secs(t)));
+                    match mode {
+                        Mode::Sync => sync_times.push(t),
+                        Mode::Async => async_times.push(t),
+                    }
+                }
+                Side::Raw => {
+                    let t = raw_provision(i, run_id).await?;
+                    line.push(format!("raw docker {}", secs(t)));
+                    raw_times.push(t);
+                }
+            }
+        }
+        println!("rep {}/{reps}: {}", i + 1, line.join(", "));
     }
 
-    let (berth_median, raw_median) = (median(&mut berth_times), median(&mut raw_times));
+    let sync_median = median(&mut sync_times);
+    let async_median = median(&mut async_times);
+    let raw_median = median(&mut raw_times);
     println!(
-        "provision: berth median {}, raw docker median {}, ratio {:.2}x (goal <= 1.15x)",
-        secs(berth_median),
+        "provision: berth sync median {}, berth async+poll median {}, raw docker median {}",
+        secs(sync_median),
+        secs(async_median),
         secs(raw_median),
-        berth_median.as_secs_f64() / raw_median.as_secs_f64(),
     );
+    println!(
+        "provision ratios: sync/raw {:.2}x (goal <= 1.15x), async+poll/raw {:.2}x, \
+         sync/(async+poll) {:.2}x (goal <= 1.00x, noise aside)",
+        sync_median.as_secs_f64() / raw_median.as_secs_f64(),
+        async_median.as_secs_f64() / raw_median.as_secs_f64(),
+        sync_median.as_secs_f64() / async_median.as_secs_f64(),
+    );
+
+    queue_bench(&api, reps, run_id).await?;
 
     // Let the server settle (dropped buffers, finished background tasks) before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -114,31 +137,83 @@ fn rss_mb(pid: u32) -> anyhow::Result<f64> {
 // The two ways of getting a database
 // ---------------------------------------------------------------------------------------------
 
-fn berth_service_name(i: usize, run_id: &str) -> String {
-    format!("bench-pg-{i}-{run_id}")
+fn berth_service_name(mode: Mode, i: usize, run_id: &str) -> String {
+    format!("bench-pg-{}-{i}-{run_id}", mode.label())
 }
 
 fn raw_container_name(i: usize, run_id: &str) -> String {
     format!("bench-raw-{i}-{run_id}")
 }
 
-/// Times one Berth create (201 only once PostgreSQL accepts logins), then checks the database
-/// really works with the revealed password and deletes it. Only the create is timed.
-async fn berth_provision(api: &Api, i: usize, run_id: &str) -> anyhow::Result<Duration> {
+fn queue_service_name(run_id: &str) -> String {
+    format!("bench-queue-{run_id}")
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// The default: the create answers 201 once PostgreSQL accepts logins.
+    Sync,
+    /// `Prefer: respond-async`: 202 at once, then the operation is polled until it succeeds.
+    Async,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Async => "async",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Berth(Mode),
+    Raw,
+}
+
+/// Times one Berth create until PostgreSQL accepts logins — the synchronous answer (201), or
+/// 202 + polling the operation every POLL_INTERVAL until it has succeeded — then checks the
+/// database really works with the revealed password and deletes it. Only the create is timed.
+async fn berth_provision(
+    api: &Api,
+    mode: Mode,
+    i: usize,
+    run_id: &str,
+) -> anyhow::Result<Duration> {
     let body = json!({
-        "name": berth_service_name(i, run_id),
+        "name": berth_service_name(mode, i, run_id),
         "service_type": "postgres",
         "parameters": {},
     });
     let start = Instant::now();
-    let created = api
-        .expect(
-            StatusCode::CREATED,
-            Method::POST,
-            "/external-services?wait=true",
-            Some(body),
-        )
-        .await?;
+    let created = match mode {
+        Mode::Sync => {
+            api.expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/external-services",
+                Some(body),
+            )
+            .await?
+        }
+        Mode::Async => {
+            let accepted = api
+                .expect_with(
+                    StatusCode::ACCEPTED,
+                    Method::POST,
+                    "/external-services",
+                    Some(body),
+                    &[("Prefer", "respond-async")],
+                )
+                .await?;
+            let op = accepted["operation"]["id"]
+                .as_i64()
+                .ok_or_else(|| anyhow!("202 without an operation: {accepted}"))?;
+            wait_operation(api, op).await?;
+            accepted["service"].clone()
+        }
+    };
     let elapsed = start.elapsed();
 
     let id = created["id"]
@@ -164,11 +239,109 @@ async fn berth_provision(api: &Api, i: usize, run_id: &str) -> anyhow::Result<Du
     api.expect(
         StatusCode::NO_CONTENT,
         Method::DELETE,
-        &format!("/external-services/{id}?wait=true"),
+        &format!("/external-services/{id}"),
         None,
     )
     .await?;
     Ok(elapsed)
+}
+
+/// Polls an operation every POLL_INTERVAL (as a client following a 202 would) until it has
+/// succeeded; any other end is an error.
+async fn wait_operation(api: &Api, op: i64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let polled = api
+            .expect(
+                StatusCode::OK,
+                Method::GET,
+                &format!("/operations/{op}"),
+                None,
+            )
+            .await?;
+        match polled["status"].as_str() {
+            Some("succeeded") => return Ok(()),
+            Some("running") if Instant::now() < deadline => tokio::time::sleep(POLL_INTERVAL).await,
+            _ => bail!("operation {op} did not succeed: {polled}"),
+        }
+    }
+}
+
+/// Queueing overhead: the same 10 alternating stops and starts of one service, once one after
+/// another (each sent when the previous answered) and once fired together (each a few ms after
+/// the previous, so they queue in a known order). Queued should cost what sequential costs.
+async fn queue_bench(api: &Api, reps: usize, run_id: &str) -> anyhow::Result<()> {
+    const REQUESTS: usize = 10;
+    let created = api
+        .expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/external-services",
+            Some(json!({
+                "name": queue_service_name(run_id),
+                "service_type": "postgres",
+                "parameters": {},
+            })),
+        )
+        .await?;
+    let id = created["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("create answered without an id: {created}"))?;
+    let path = |k: usize| {
+        let action = if k.is_multiple_of(2) { "stop" } else { "start" };
+        format!("/external-services/{id}/{action}")
+    };
+    let mut sequential_times = Vec::with_capacity(reps);
+    let mut queued_times = Vec::with_capacity(reps);
+    for rep in 0..reps {
+        let start = Instant::now();
+        for k in 0..REQUESTS {
+            api.expect(StatusCode::OK, Method::POST, &path(k), None)
+                .await?;
+        }
+        let sequential = start.elapsed();
+
+        let start = Instant::now();
+        let mut tasks = Vec::with_capacity(REQUESTS);
+        for k in 0..REQUESTS {
+            let api = api.clone();
+            let path = path(k);
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5 * k as u64)).await;
+                api.expect(StatusCode::OK, Method::POST, &path, None).await
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let queued = start.elapsed();
+        println!(
+            "queue rep {}/{reps}: {REQUESTS} sequential {}, {REQUESTS} queued {}",
+            rep + 1,
+            secs(sequential),
+            secs(queued)
+        );
+        sequential_times.push(sequential);
+        queued_times.push(queued);
+    }
+    let sequential = median(&mut sequential_times);
+    let queued = median(&mut queued_times);
+    println!(
+        "queue: {REQUESTS} stops/starts sequential median {}, queued median {}, ratio {:.2}x \
+         (queued/sequential; per request {:+.0} ms)",
+        secs(sequential),
+        secs(queued),
+        queued.as_secs_f64() / sequential.as_secs_f64(),
+        (queued.as_secs_f64() - sequential.as_secs_f64()) * 1000.0 / REQUESTS as f64,
+    );
+    api.expect(
+        StatusCode::NO_CONTENT,
+        Method::DELETE,
+        &format!("/external-services/{id}"),
+        None,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Times the baseline: `docker run` of the same image with the same command line Berth uses,

@@ -18,7 +18,7 @@ use serde_json::Value;
 pub const IMAGE: &str = "berth/postgres:15";
 /// Same interval as Berth's readiness loop, so neither side wins by polling more eagerly.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// HTTP requests with `?wait=true` block for the whole operation, readiness included.
+/// Synchronous requests (the default) block for the whole operation, readiness included.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
 const HEALTHZ_TIMEOUT: Duration = Duration::from_secs(60);
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,6 +89,7 @@ pub fn spawn_server(data_dir: &Path, port: u16) -> anyhow::Result<Child> {
 }
 
 /// A minimal client for the Berth HTTP API.
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     /// `http://127.0.0.1:<port>`, for the unauthenticated `/healthz`; `/api` routes hang below
@@ -137,16 +138,21 @@ impl Api {
 
     /// Sends a request to an absolute URL and returns the status with the body parsed as JSON
     /// (a JSON string if it is not JSON, Null if empty).
+    /// Extra request `headers` (`Prefer: respond-async`) are sent as given.
     pub async fn send(
         &self,
         method: Method,
         url: &str,
         authenticated: bool,
         body: Option<Value>,
+        headers: &[(&str, &str)],
     ) -> anyhow::Result<(StatusCode, Value)> {
         let mut request = self.http.request(method.clone(), url);
         if authenticated {
             request = request.bearer_auth(&self.token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -173,8 +179,20 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        self.expect_with(expected, method, path, body, &[]).await
+    }
+
+    /// [`Self::expect`] with extra request headers.
+    pub async fn expect_with(
+        &self,
+        expected: StatusCode,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
         let (status, value) = self
-            .send(method.clone(), &self.url(path), true, body)
+            .send(method.clone(), &self.url(path), true, body, headers)
             .await?;
         if status != expected {
             bail!("{method} {path}: expected {expected}, got {status}: {value}");
