@@ -10,9 +10,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
     info(
         title = "Berth API",
         description = "Managed PostgreSQL, Redis, MongoDB and S3 on Docker. Route-compatible with the Temps \
-                       managed-services API. Errors are RFC 7807 problem+json; long operations answer 202 with a \
-                       pollable operation."
+                       managed-services API. Errors are RFC 7807 problem+json; long operations answer when done \
+                       (201/200/204, as Temps), or 202 with a pollable operation on `Prefer: respond-async`."
     ),
+    // Referenced by the 202 answers (`AcceptedResponse`), which do not register it themselves.
+    components(schemas(super::services::Accepted)),
     modifiers(&BearerAuth),
     tags(
         (name = "services", description = "Managed services and their lifecycle"),

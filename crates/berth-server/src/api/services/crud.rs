@@ -7,7 +7,7 @@ use axum::response::Response;
 use berth_core::Parameters;
 use serde::{Deserialize, Serialize};
 
-use super::{Accepted, DeleteNote, ServiceView, respond};
+use super::{AcceptedResponse, DeleteNote, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::ApiResult;
@@ -23,11 +23,7 @@ use crate::manager::CreateRequest;
     params(WaitParams),
     request_body = CreateRequest,
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 201, description = "Created and accepting connections (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
@@ -124,11 +120,7 @@ pub struct UpdateRequest {
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     request_body = UpdateRequest,
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 200, description = "Updated (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
@@ -169,11 +161,7 @@ pub struct DeleteQuery {
     summary = "Delete a service (refused while linked unless ?force=true)",
     params(("id" = i64, Path, description = "Service id"), DeleteQuery, WaitParams),
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 204, description = "Deleted (the default)"),
         (status = 200, description = "Deleted (the default, with ?force=true), with what was unlinked", body = DeleteNote),
         errors::BadRequest,

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{Accepted, ServiceView, respond};
+use super::{AcceptedResponse, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::ApiResult;
@@ -20,11 +20,7 @@ use crate::manager::HealthReport;
     summary = "Start a service",
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 200, description = "Running (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
@@ -51,11 +47,7 @@ pub async fn start(
     summary = "Stop a service (data kept)",
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 200, description = "Stopped (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
@@ -89,11 +81,7 @@ pub struct UpgradeRequest {
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     request_body = UpgradeRequest,
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 200, description = "Upgraded (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,
@@ -125,11 +113,7 @@ pub async fn upgrade(
     summary = "Recreate a service whose data volume is missing (starts with EMPTY data)",
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     responses(
-        (status = 202, description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the synchronous wait ended; poll the operation", body = Accepted,
-            headers(
-                ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
-                ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
-            )),
+        AcceptedResponse,
         (status = 200, description = "Running again with empty data (the default)", body = ServiceView),
         errors::BadRequest,
         errors::Unauthorized,

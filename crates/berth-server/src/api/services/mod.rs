@@ -115,6 +115,20 @@ pub struct Accepted {
     pub note: Option<String>,
 }
 
+/// The 202 answer of a long operation, as the OpenAPI document describes it.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 202,
+    description = "Accepted: `Prefer: respond-async`, `?wait=false`, or still running when the \
+                   synchronous wait ended; poll the operation",
+    headers(
+        ("Location" = String, description = "The operation to poll: /api/operations/{id}"),
+        ("Preference-Applied" = String, description = "`respond-async` when the Prefer header was honoured")
+    )
+)]
+#[allow(dead_code)] // only read by the OpenAPI derive
+pub struct AcceptedResponse(pub Accepted);
+
 /// What a forced delete did to linked projects.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DeleteNote {
