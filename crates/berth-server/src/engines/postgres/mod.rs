@@ -264,6 +264,15 @@ mod tests {
     }
 
     #[test]
+    fn connection_info_names_user_host_and_database_never_the_password() {
+        let info = Postgres
+            .connection_info("berth-postgres-db", &params())
+            .unwrap();
+        assert_eq!(info, "postgres://admin:***@berth-postgres-db:5432/app");
+        assert!(!info.contains("Secret123"));
+    }
+
+    #[test]
     fn tenant_connection_limit_defaults_for_older_services() {
         let mut params = params();
         assert_eq!(tenant_connection_limit(&params), 20);
