@@ -2,6 +2,7 @@
 //! `lifecycle` start/stop/upgrade/health. Long operations answer 202 with a pollable operation
 //! (`?wait=true` blocks until done instead).
 
+pub mod catalog;
 pub mod crud;
 pub mod lifecycle;
 
