@@ -580,3 +580,74 @@ async fn links_queue_behind_operations_and_deletes_see_links_made_while_waiting(
         .await
         .expect("the link provisioned into the updated server");
 }
+
+/// A container that drifted from its row in what matters (here: published on another port) is
+/// replaced on the same volume; a container that matches is never restarted by a pass.
+#[tokio::test]
+async fn drifted_containers_are_replaced_and_matching_ones_left_running() {
+    let berth = fast_berth().await;
+    let svc = berth.create("redis", &unique("drift"), json!({})).await;
+    let id = svc["id"].as_i64().unwrap();
+    let container = str_of(&svc, "container_name").to_string();
+    let volume = str_of(&svc, "volume_name").to_string();
+    let port = port_of(&svc);
+    let started_at = |c: &str| docker(&["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", c]).1;
+    let before = started_at(&container);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        started_at(&container),
+        before,
+        "passes leave a matching, healthy container alone"
+    );
+
+    // Someone recreates it by hand with Berth's labels but on another host port.
+    let (_, labels) = docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"berth.instance\"}}",
+        &container,
+    ]);
+    assert!(docker(&["rm", "-f", &container]).0);
+    let other_port = free_port();
+    let (created, out) = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--label",
+        "berth.managed=true",
+        "--label",
+        &format!("berth.service_id={id}"),
+        "--label",
+        &format!("berth.instance={labels}"),
+        "-v",
+        &format!("{volume}:/data"),
+        "-p",
+        &format!("127.0.0.1:{other_port}:6379"),
+        "berth/redis:7",
+        "sleep",
+        "infinity",
+    ]);
+    assert!(created, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, ports) = docker(&["port", &container, "6379/tcp"]);
+        if ports.contains(&format!(":{port}")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the drifted container was never replaced (ports {ports}):\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_service(&berth, id, Duration::from_secs(60), "running", |s| {
+        s["status"] == "running"
+    })
+    .await;
+    let password = berth.password(id).await;
+    let mut conn = redis_conn(port, &password).await;
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG", "the replacement serves on the row's port");
+}

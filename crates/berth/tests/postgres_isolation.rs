@@ -207,13 +207,17 @@ async fn recorded_tenant_name_taken_over_by_hand_is_refused_not_altered() {
     .await;
 
     let (status, body) = link(&berth, id, shop).await;
-    assert!(
-        !status.is_success(),
-        "re-link must refuse the foreign role and database: {status} {body}"
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "re-link must refuse the foreign role and database: {body}"
     );
     assert!(
-        berth.log().contains("was not created by Berth"),
-        "the refusal says why"
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("was not created by Berth"),
+        "the refusal says why: {body}"
     );
     pg_connect(port, &name, "someone-elses", "postgres")
         .await

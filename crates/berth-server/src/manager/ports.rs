@@ -101,3 +101,69 @@ impl ServiceManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use berth_core::Parameters;
+    use berth_core::secrets::{SecretBox, generate_key};
+
+    use crate::config::ServerConfig;
+    use crate::docker::DockerClient;
+    use crate::manager::ServiceManager;
+    use crate::store::{NewService, OpKind, Store};
+
+    /// An update that moves a service from port 7001 to 7002 has 7002 in its row while it
+    /// runs; its rollback needs 7001, so 7001 must not be handed to anyone else meanwhile.
+    #[tokio::test]
+    async fn ports_an_in_flight_update_may_roll_back_to_stay_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            SecretBox::new(&generate_key()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let previous = Parameters::from([("port".to_string(), "7001".to_string())]);
+        let target = Parameters::from([("port".to_string(), "7002".to_string())]);
+        let (service, create) = store
+            .insert_service_intent(
+                NewService {
+                    name: "moving",
+                    service_type: "redis",
+                    parameters: &previous,
+                    secrets: &Parameters::new(),
+                    container_name: "berth-redis-moving",
+                    volume_name: "berth-redis-moving-data",
+                },
+                &serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+        store
+            .finish_operation(create.id, crate::store::OpStatus::Succeeded, None)
+            .await
+            .unwrap();
+        store
+            .begin_operation(
+                service.id,
+                OpKind::Update,
+                "updating",
+                None,
+                Some(&target),
+                &serde_json::json!({ "previous": previous, "target": target }),
+            )
+            .await
+            .unwrap();
+        let manager = ServiceManager::new(
+            store,
+            Arc::new(DockerClient::new()),
+            ServerConfig::default(),
+            "test".into(),
+        );
+        let taken = manager.ports_in_rows(None).await.unwrap();
+        assert!(taken.contains(&7002), "the row's new port");
+        assert!(taken.contains(&7001), "the port the rollback needs");
+    }
+}

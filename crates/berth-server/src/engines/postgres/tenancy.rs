@@ -54,6 +54,7 @@ async fn run_formatted(
 struct RoleInfo {
     superuser: bool,
     marked: bool,
+    can_login: bool,
 }
 
 /// A database as provision sees it.
@@ -64,8 +65,9 @@ struct DatabaseInfo {
 }
 
 async fn role_info(conn: &mut PgConnection, name: &str) -> Result<Option<RoleInfo>, String> {
-    let row: Option<(bool, bool)> = sqlx::query_as(
-        "SELECT r.rolsuper, coalesce(shobj_description(r.oid, 'pg_authid') = $2, false) \
+    let row: Option<(bool, bool, bool)> = sqlx::query_as(
+        "SELECT r.rolsuper, coalesce(shobj_description(r.oid, 'pg_authid') = $2, false), \
+                r.rolcanlogin \
          FROM pg_roles r WHERE r.rolname = $1",
     )
     .bind(name)
@@ -73,7 +75,11 @@ async fn role_info(conn: &mut PgConnection, name: &str) -> Result<Option<RoleInf
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| e.to_string())?;
-    Ok(row.map(|(superuser, marked)| RoleInfo { superuser, marked }))
+    Ok(row.map(|(superuser, marked, can_login)| RoleInfo {
+        superuser,
+        marked,
+        can_login,
+    }))
 }
 
 async fn database_info(
@@ -351,12 +357,16 @@ impl Tenancy for Postgres {
             if !role_is_berths(role, &found, db.as_ref()) {
                 return Err(foreign_role(role));
             }
-            run_formatted(
-                &mut conn,
-                "SELECT format('ALTER ROLE %I WITH NOLOGIN', $1::text)",
-                &[role],
-            )
-            .await?;
+            // The reconciler enforces revocations every pass: write the catalog only when
+            // the login is on.
+            if found.can_login {
+                run_formatted(
+                    &mut conn,
+                    "SELECT format('ALTER ROLE %I WITH NOLOGIN', $1::text)",
+                    &[role],
+                )
+                .await?;
+            }
             sqlx::query(
                 "SELECT pg_terminate_backend(pid, $2) FROM pg_stat_activity \
                  WHERE usename = $1 AND pid <> pg_backend_pid()",
