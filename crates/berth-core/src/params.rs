@@ -280,6 +280,129 @@ pub fn image_major(image: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// Deserialises request parameters the way Temps' clients send them: values may be strings
+/// (`"port": "5432"`), numbers (`"port": 5432`) or booleans, and are stored as their text.
+/// Objects, arrays and null are refused, naming the parameter. Use with
+/// `#[serde(default, deserialize_with = "berth_core::params::deserialize_loose")]`.
+pub fn deserialize_loose<'de, D>(deserializer: D) -> Result<Parameters, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(name, value)| {
+            let text = loose_value(&value).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "parameter {name:?} must be a string, a number or a boolean, not {}",
+                    json_kind(&value)
+                ))
+            })?;
+            Ok((name, text))
+        })
+        .collect()
+}
+
+/// The text a JSON parameter value stands for: strings as they are, numbers and booleans as
+/// written (`5432`, `true`); `None` for objects, arrays and null.
+pub fn loose_value(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Object(_) => "an object",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+    }
+}
+
+/// Pattern of the plain decimal integers [`validate_value`] accepts as strings.
+const DECIMAL_PATTERN: &str = "^(0|[1-9][0-9]{0,17})$";
+
+/// A JSON Schema (draft 2020-12) of an engine's parameters, generated from its specs so it
+/// says exactly what [`validate_create`] and [`validate_update`] enforce: types (integers may
+/// be sent as JSON numbers or as decimal strings), ranges, choices, name patterns and lengths,
+/// defaults. Extensions: `x-editable` (Temps' name: whether `PUT` may change it; the others are
+/// read-only after creation), `x-secret` (masked in every answer but `reveal`), `x-generated`
+/// (filled in by the server when absent: ports, secrets, the image).
+pub fn json_schema(title: &str, specs: &[ParamSpec]) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut properties = serde_json::Map::new();
+    for spec in specs {
+        let mut prop = match spec.kind {
+            ParamKind::Port { base } => json!({
+                "type": ["integer", "string"],
+                "minimum": 1,
+                "maximum": 65535,
+                "pattern": DECIMAL_PATTERN,
+                "x-generated": format!("the first free port from {base} up"),
+            }),
+            ParamKind::Integer { min, max } => json!({
+                "type": ["integer", "string"],
+                "minimum": min,
+                "maximum": max,
+                "pattern": DECIMAL_PATTERN,
+            }),
+            ParamKind::Choice(choices) => json!({
+                "type": "string",
+                "enum": choices,
+            }),
+            ParamKind::Image => json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+                "x-generated": "the service type's default image",
+            }),
+            ParamKind::Identifier => json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 63,
+                "pattern": "^[a-z_][a-z0-9_]*$",
+            }),
+            ParamKind::Secret { length } => json!({
+                "type": "string",
+                "minLength": 8,
+                "maxLength": 128,
+                "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$",
+                "x-secret": true,
+                "x-generated": format!("{length} random alphanumeric characters"),
+            }),
+        };
+        let obj = prop.as_object_mut().expect("object literal");
+        obj.insert("description".into(), Value::from(spec.doc));
+        obj.insert("x-editable".into(), Value::from(spec.editable));
+        if let Some(default) = spec.default {
+            let typed = match spec.kind {
+                ParamKind::Integer { .. } | ParamKind::Port { .. } => default
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(default)),
+                _ => Value::from(default),
+            };
+            obj.insert("default".into(), typed);
+        }
+        properties.insert(spec.name.to_string(), prop);
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "object",
+        "properties": properties,
+        "required": [],
+        "additionalProperties": false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +516,58 @@ mod tests {
         ] {
             assert!(validate_image(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn loose_values_become_text_and_structures_are_refused() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "deserialize_loose")]
+            parameters: Parameters,
+        }
+        let body: Body = serde_json::from_str(
+            r#"{"parameters": {"port": 5432, "max_connections": "200", "flag": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(body.parameters["port"], "5432");
+        assert_eq!(body.parameters["max_connections"], "200");
+        assert_eq!(body.parameters["flag"], "true");
+        let body: Body = serde_json::from_str("{}").unwrap();
+        assert!(body.parameters.is_empty());
+        for bad in [
+            r#"{"port": null}"#,
+            r#"{"port": [1]}"#,
+            r#"{"port": {"a": 1}}"#,
+        ] {
+            let err = serde_json::from_str::<Body>(&format!(r#"{{"parameters": {bad}}}"#))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(err.to_string().contains("\"port\""), "{err}");
+        }
+        // A float stays as written, and a port refuses it.
+        let body: Body = serde_json::from_str(r#"{"parameters": {"port": 5432.5}}"#).unwrap();
+        assert!(validate_create(SPECS, &body.parameters).is_err());
+    }
+
+    #[test]
+    fn schema_states_what_validation_enforces() {
+        let schema = json_schema("test", SPECS);
+        assert_eq!(schema["type"], "object");
+        assert_eq!(schema["additionalProperties"], false);
+        let props = &schema["properties"];
+        assert_eq!(props.as_object().unwrap().len(), SPECS.len());
+        assert_eq!(props["max_connections"]["minimum"], 1);
+        assert_eq!(props["max_connections"]["maximum"], 10000);
+        assert_eq!(props["max_connections"]["default"], 100);
+        assert_eq!(props["max_connections"]["x-editable"], true);
+        assert_eq!(props["port"]["maximum"], 65535);
+        assert_eq!(
+            props["ssl_mode"]["enum"],
+            serde_json::json!(["disable", "require"])
+        );
+        assert_eq!(props["ssl_mode"]["default"], "disable");
+        assert_eq!(props["password"]["x-secret"], true);
+        assert_eq!(props["password"]["x-editable"], false);
+        assert!(props["password"].get("default").is_none());
     }
 }

@@ -142,10 +142,59 @@ async fn invalid_creates_are_refused_and_leave_nothing() {
             StatusCode::BAD_REQUEST,
             "name",
         ),
+        // Numbers and booleans stand for their text (Temps' clients send `"port": 5432`);
+        // structures and null do not, and numbers are validated like strings.
         (
-            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": 5432}}),
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": null}}),
             StatusCode::BAD_REQUEST,
-            "string",
+            "\"port\" must be a string, a number or a boolean",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"max_connections": [5]}}),
+            StatusCode::BAD_REQUEST,
+            "max_connections",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"ssl_mode": {"a": 1}}}),
+            StatusCode::BAD_REQUEST,
+            "ssl_mode",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"port": 70000}}),
+            StatusCode::BAD_REQUEST,
+            "port",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"max_connections": 1.5}}),
+            StatusCode::BAD_REQUEST,
+            "max_connections",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "parameters": {"max_connections": true}}),
+            StatusCode::BAD_REQUEST,
+            "max_connections",
+        ),
+        // `version` picks an image Berth has; others are refused with the list.
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "version": "16"}),
+            StatusCode::BAD_REQUEST,
+            "available versions: 15 (berth/postgres:15)",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "redis", "version": "7.2"}),
+            StatusCode::BAD_REQUEST,
+            "7 (berth/redis:7)",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "version": "15",
+                   "parameters": {"docker_image": "postgres:16"}}),
+            StatusCode::BAD_REQUEST,
+            "does not match docker_image",
+        ),
+        (
+            json!({"name": "ok-name", "service_type": "postgres", "version": 15}),
+            StatusCode::BAD_REQUEST,
+            "version",
         ),
     ];
     for (body, status, mentions) in cases {

@@ -178,3 +178,61 @@ async fn berth_run_keeps_berth_credentials_from_the_program() {
         "the API token reached the program"
     );
 }
+
+/// `show`, `types`, `link` and `links` read Temps' bodies (details, type names + parameter
+/// schemas, `{id, project, service}` links).
+#[tokio::test]
+async fn cli_reads_service_details_types_and_links() {
+    let berth = Berth::start().await;
+    let out = berth_cli(&berth, &["service", "types"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for expected in [
+        "postgres (default image berth/postgres:15)",
+        "redis (default image berth/redis:7)",
+        "max_connections",
+        "tenant_connection_limit",
+        "EDITABLE",
+    ] {
+        assert!(table.contains(expected), "{expected:?} in:\n{table}");
+    }
+    let out = berth_cli(&berth, &["--json", "service", "types"]);
+    let types: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        types["postgres"]["properties"]["password"]["x-secret"], true,
+        "{types}"
+    );
+
+    let name = unique("clishow");
+    berth.create("redis", &name, serde_json::json!({})).await;
+    let out = berth_cli(&berth, &["service", "show", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains(&name)
+            && shown.contains("parameters.password")
+            && shown.contains("********"),
+        "the service's fields, secrets masked:\n{shown}"
+    );
+    assert!(!shown.contains("parameter_schema"), "{shown}");
+    let out = berth_cli(&berth, &["--json", "service", "show", &name]);
+    let details: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(details["service"]["name"], name.as_str(), "{details}");
+    assert_eq!(details["current_parameters"]["password"], "********");
+
+    let slug = unique("cliproj");
+    let (status, _) = berth
+        .call(
+            reqwest::Method::POST,
+            "/api/projects",
+            Some(serde_json::json!({ "name": slug })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let out = berth_cli(&berth, &["service", "link", &name, &slug]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("production"), "{}", stdout(&out));
+    let out = berth_cli(&berth, &["service", "links", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&slug), "{}", stdout(&out));
+}

@@ -14,7 +14,7 @@ use serde_json::json;
 async fn assert_all_or_nothing(berth: &Berth, id: i64, container: &str, volume: &str) {
     let (status, svc) = berth.get(&format!("/api/external-services/{id}")).await;
     if status == StatusCode::OK {
-        assert_eq!(svc["status"], "running", "{svc}");
+        assert_eq!(svc["service"]["status"], "running", "{svc}");
         let (_, health) = berth
             .get(&format!("/api/external-services/{id}/health?detail=true"))
             .await;
@@ -204,8 +204,8 @@ async fn crash_during_update_rolls_back_to_previous_configuration() {
     let resolved = berth.wait_operation(op, Duration::from_secs(120)).await;
     assert_eq!(resolved["status"], "rolled_back", "{resolved}");
     let (_, now) = berth.get(&format!("/api/external-services/{id}")).await;
-    assert_eq!(now["parameters"]["max_connections"], "120", "{now}");
-    assert_eq!(now["status"], "running", "{now}");
+    assert_eq!(now["current_parameters"]["max_connections"], "120", "{now}");
+    assert_eq!(now["service"]["status"], "running", "{now}");
     let mut conn = pg_connect(port, "postgres", &password, "postgres")
         .await
         .unwrap();

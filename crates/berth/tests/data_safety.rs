@@ -93,7 +93,9 @@ async fn wait_service(
 ) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
-        let (_, body) = berth.get(&format!("/api/external-services/{id}")).await;
+        let (_, details) = berth.get(&format!("/api/external-services/{id}")).await;
+        // Warnings about the data are part of the service object.
+        let body = details["service"].clone();
         if done(&body) {
             return body;
         }

@@ -177,7 +177,7 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     );
     let (_, svc_now) = berth.get(&format!("/api/external-services/{id}")).await;
     assert_eq!(
-        svc_now["parameters"]["docker_image"], alias,
+        svc_now["service"]["parameters"]["docker_image"], alias,
         "rolled back: {svc_now}"
     );
     assert_eq!(

@@ -502,7 +502,9 @@ async fn keys_in_database_zero_are_reported_as_warnings() {
     let path = format!("/api/external-services/{}", s.id);
     let (status, body) = s.berth.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(service_warnings(&body), Vec::<String>::new());
+    // The service's warnings are inside `service` of the details.
+    assert!(body["service"].is_object(), "{body}");
+    assert_eq!(service_warnings(&body["service"]), Vec::<String>::new());
 
     // A tenant whose client ignores the database number lands in 0, where it can write.
     let mut db0 = connect(&url(s.port, &s.a, None, false)).await.unwrap();
@@ -526,7 +528,11 @@ async fn keys_in_database_zero_are_reported_as_warnings() {
     let expected =
         "an application wrote to database 0, which every tenant can read (2 keys)".to_string();
     let (_, body) = s.berth.get(&path).await;
-    assert_eq!(service_warnings(&body), [expected.as_str()], "{body}");
+    assert_eq!(
+        service_warnings(&body["service"]),
+        [expected.as_str()],
+        "{body}"
+    );
     let (status, health) = s.berth.get(&format!("{path}/health?detail=true")).await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(

@@ -1,5 +1,7 @@
-//! Linking: `/external-services/{id}/projects` (link, list, unlink), the seed's environment
-//! previews, and the deploy-time contract `/projects/{id}/environments/{env}/variables`.
+//! Linking: `/external-services/{id}/projects` (link, list, unlink), a project's links and
+//! variables (`/external-services/projects/{project_id}[/environment]`), the seed's environment
+//! previews, one variable, and the deploy-time contract `/projects/{id}/environments/{env}/variables`.
+//! Links are shown as Temps' `ProjectServiceInfo` (`{id, project, service}`) plus Berth's fields.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,56 @@ use super::AppState;
 use super::extract::{IdPair, IdPath, JsonBody, Query, parse_id};
 use super::problem::responses as errors;
 use super::problem::{ApiError, ApiResult};
-use crate::manager::{AddressKind, LinkView, RevokedTenant};
+use super::services::ServiceView;
+use crate::manager::{AddressKind, LinkInfo, RevokedTenant, TenantView};
+
+/// The project of a link, as Temps shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectRef {
+    pub id: i64,
+    pub slug: String,
+    pub created_at: String,
+}
+
+/// A link between a service and a project: Temps' `ProjectServiceInfo` (`id` is the link's
+/// id, `project`, `service`), plus Berth's own fields (ids and names flat, when it was linked,
+/// and each environment's tenant).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectServiceView {
+    /// The link's id.
+    pub id: i64,
+    pub project: ProjectRef,
+    pub service: ServiceView,
+    pub service_id: i64,
+    pub service_name: String,
+    pub service_type: String,
+    pub project_id: i64,
+    pub project_slug: String,
+    pub linked_at: String,
+    /// One entry per project environment with a tenant in the service.
+    pub environments: Vec<TenantView>,
+}
+
+impl From<LinkInfo> for ProjectServiceView {
+    fn from(info: LinkInfo) -> Self {
+        Self {
+            id: info.link.id,
+            project: ProjectRef {
+                id: info.project.id,
+                slug: info.project.slug.clone(),
+                created_at: info.project.created_at.clone(),
+            },
+            service: ServiceView::masked(&info.service),
+            service_id: info.service.id,
+            service_name: info.service.name,
+            service_type: info.service.service_type,
+            project_id: info.project.id,
+            project_slug: info.project.slug,
+            linked_at: info.link.created_at,
+            environments: info.environments,
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -30,8 +81,8 @@ pub struct LinkRequest {
     params(("id" = i64, Path, description = "Service id")),
     request_body = LinkRequest,
     responses(
-        (status = 201, description = "Linked", body = LinkView),
-        (status = 200, description = "Already linked", body = LinkView),
+        (status = 201, description = "Linked", body = ProjectServiceView),
+        (status = 200, description = "Already linked", body = ProjectServiceView),
         errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
@@ -47,7 +98,7 @@ pub async fn link(
     State(state): State<AppState>,
     IdPath(id): IdPath,
     JsonBody(body): JsonBody<LinkRequest>,
-) -> ApiResult<(StatusCode, Json<LinkView>)> {
+) -> ApiResult<(StatusCode, Json<ProjectServiceView>)> {
     if body.project_id <= 0 {
         return Err(ApiError::not_found(format!(
             "project {} does not exist",
@@ -60,7 +111,7 @@ pub async fn link(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view)))
+    Ok((status, Json(view.into())))
 }
 
 #[utoipa::path(
@@ -70,7 +121,7 @@ pub async fn link(
     summary = "Projects a service is linked to",
     params(("id" = i64, Path, description = "Service id")),
     responses(
-        (status = 200, body = Vec<LinkView>),
+        (status = 200, body = Vec<ProjectServiceView>),
         errors::Unauthorized,
         errors::NotFound,
         errors::Unavailable
@@ -79,8 +130,32 @@ pub async fn link(
 pub async fn list(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-) -> ApiResult<Json<Vec<LinkView>>> {
-    Ok(Json(state.manager.links(id).await?))
+) -> ApiResult<Json<Vec<ProjectServiceView>>> {
+    let links = state.manager.links(id).await?;
+    Ok(Json(links.into_iter().map(Into::into).collect()))
+}
+
+/// Temps' route for the services a project is linked to.
+#[utoipa::path(
+    get,
+    path = "/external-services/projects/{project_id}",
+    tag = "links",
+    summary = "Services linked to a project",
+    params(("project_id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, body = Vec<ProjectServiceView>),
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
+    )
+)]
+pub async fn project_links(
+    State(state): State<AppState>,
+    axum::extract::Path(project): axum::extract::Path<String>,
+) -> ApiResult<Json<Vec<ProjectServiceView>>> {
+    let project_id = parse_id(&project)?;
+    let links = state.manager.project_links(project_id).await?;
+    Ok(Json(links.into_iter().map(Into::into).collect()))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -237,6 +312,120 @@ pub async fn environment(
         .tenant_environment(id, project_id, q.environment.as_deref(), kind)
         .await?;
     Ok(Json(vars.into_iter().collect()))
+}
+
+/// One variable a link injects: Temps' `EnvironmentVariableInfo`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VariableView {
+    pub name: String,
+    pub value: String,
+    /// Whether the value is a secret (a password, or a URL carrying one).
+    pub sensitive: bool,
+}
+
+/// Variable names are upper-case shell names; anything else cannot be one (404).
+fn check_var_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no variable named {name:?} (variable names are upper-case letters, digits and '_')"
+        )))
+    }
+}
+
+/// One variable of one linked project environment, in clear.
+#[utoipa::path(
+    get,
+    path = "/external-services/{id}/projects/{project_id}/environment/{var_name}",
+    tag = "links",
+    summary = "One variable of a linked project environment",
+    params(
+        ("id" = i64, Path, description = "Service id"),
+        ("project_id" = i64, Path, description = "Project id"),
+        ("var_name" = String, Path, description = "Variable name, e.g. POSTGRES_URL", pattern = "^[A-Z_][A-Z0-9_]*$", max_length = 128),
+        EnvironmentQuery
+    ),
+    responses(
+        (status = 200, body = VariableView),
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
+    )
+)]
+pub async fn variable(
+    State(state): State<AppState>,
+    axum::extract::Path((id, project_id, name)): axum::extract::Path<(String, String, String)>,
+    Query(q): Query<EnvironmentQuery>,
+) -> ApiResult<Json<VariableView>> {
+    let (id, project_id) = (parse_id(&id)?, parse_id(&project_id)?);
+    check_var_name(&name)?;
+    let kind = address_kind(q.address.as_deref())?;
+    let vars = state
+        .manager
+        .tenant_environment(id, project_id, q.environment.as_deref(), kind)
+        .await?;
+    let value = vars
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "service {id} injects no variable {name:?} (see /api/external-services/{id}/preview-environment-names)"
+            ))
+        })?;
+    let sensitive =
+        berth_core::mask::is_secret_name(&name) || berth_core::mask::mask_url(&value) != value;
+    Ok(Json(VariableView {
+        name,
+        value,
+        sensitive,
+    }))
+}
+
+/// Temps' map of everything a project's linked services inject, by service id.
+#[utoipa::path(
+    get,
+    path = "/external-services/projects/{project_id}/environment",
+    tag = "links",
+    summary = "Variables of every service linked to a project, by service id",
+    params(("project_id" = i64, Path, description = "Project id"), EnvironmentQuery),
+    responses(
+        (status = 200, description = "Service id (as a string key) -> variable name -> value", body = BTreeMap<String, BTreeMap<String, String>>),
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
+    )
+)]
+pub async fn project_environment(
+    State(state): State<AppState>,
+    axum::extract::Path(project): axum::extract::Path<String>,
+    Query(q): Query<EnvironmentQuery>,
+) -> ApiResult<Json<BTreeMap<String, BTreeMap<String, String>>>> {
+    let project_id = parse_id(&project)?;
+    let kind = address_kind(q.address.as_deref())?;
+    let by_service = state
+        .manager
+        .project_service_environments(project_id, q.environment.as_deref(), kind)
+        .await?;
+    Ok(Json(
+        by_service
+            .into_iter()
+            .map(|(id, vars)| (id.to_string(), vars))
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -41,11 +41,15 @@ pub struct AppState {
 
 /// Every documented `/api` route, registered once, with its OpenAPI path item.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    use services::{crud, lifecycle};
+    use services::{catalog, crud, lifecycle};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(crud::create, crud::list))
-        .routes(routes!(crud::types))
+        .routes(routes!(catalog::types))
+        .routes(routes!(catalog::type_parameters))
+        .routes(routes!(catalog::providers))
+        .routes(routes!(catalog::provider))
         .routes(routes!(crud::get, crud::update, crud::delete))
+        .routes(routes!(crud::by_slug))
         .routes(routes!(crud::reveal))
         .routes(routes!(lifecycle::start))
         .routes(routes!(lifecycle::stop))
@@ -56,6 +60,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(links::link, links::list))
         .routes(routes!(links::unlink))
         .routes(routes!(links::environment))
+        .routes(routes!(links::variable))
+        .routes(routes!(links::project_links))
+        .routes(routes!(links::project_environment))
         .routes(routes!(links::preview_names))
         .routes(routes!(links::preview_masked))
         .routes(routes!(links::project_variables))

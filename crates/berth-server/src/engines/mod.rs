@@ -33,6 +33,22 @@ pub trait Engine: Send + Sync + 'static {
     /// The `service_type` on the wire (`postgres`, `redis`, ...).
     fn service_type(&self) -> &'static str;
 
+    /// The name people know the service by (`PostgreSQL`), for provider metadata.
+    fn display_name(&self) -> &'static str;
+
+    /// One line on what the service is, for provider metadata.
+    fn description(&self) -> &'static str;
+
+    /// The brand colour, `#rrggbb`, for provider metadata.
+    fn color(&self) -> &'static str;
+
+    /// A small SVG icon, served inline as a `data:` URL (see [`icon_url`]) so clients need
+    /// neither a token nor a second request to show it.
+    fn icon_svg(&self) -> String {
+        let letters: String = self.display_name().chars().take(2).collect();
+        badge_svg(self.color(), &letters)
+    }
+
     /// The parameter table from the seed.
     fn params(&self) -> &'static [ParamSpec];
 
@@ -108,6 +124,24 @@ pub fn engine(service_type: &str) -> Option<&'static dyn Engine> {
 /// The names of all service types, for error messages.
 pub fn service_types() -> Vec<&'static str> {
     ENGINES.iter().map(|e| e.service_type()).collect()
+}
+
+/// A rounded square in `color` with `letters` on it: the default engine icon.
+pub fn badge_svg(color: &str, letters: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 32 32\" width=\"32\" height=\"32\">\
+         <rect width=\"32\" height=\"32\" rx=\"7\" fill=\"{color}\"/>\
+         <text x=\"16\" y=\"21\" font-family=\"sans-serif\" font-size=\"13\" font-weight=\"bold\" \
+         fill=\"#fff\" text-anchor=\"middle\">{letters}</text></svg>"
+    )
+}
+
+/// The engine's icon as a `data:image/svg+xml` URL (percent-encoded, no external request).
+pub fn icon_url(engine: &dyn Engine) -> String {
+    format!(
+        "data:image/svg+xml,{}",
+        tenancy::url_encode(&engine.icon_svg())
+    )
 }
 
 /// The major version an image carries: from the engine's version env var when the image is

@@ -16,10 +16,32 @@ use crate::store::{self, NewService, Service};
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
+    /// Service name: `[a-z][a-z0-9-]*`, at most 63 characters.
+    #[schema(pattern = "^[a-z][a-z0-9-]*$", min_length = 1, max_length = 63)]
     pub name: String,
     pub service_type: String,
+    /// Engine version (Temps' field): a major version such as `15`, or `15.x`. Without
+    /// `docker_image` it picks the image of that version (`GET
+    /// /external-services/types/{service_type}/parameters` names the default image; an
+    /// unavailable version is refused with the list of available ones); with `docker_image`
+    /// it must match that image's tag.
     #[serde(default)]
+    pub version: Option<String>,
+    /// Parameter values as strings (`"5432"`); JSON numbers and booleans are accepted too.
+    #[serde(default, deserialize_with = "berth_core::params::deserialize_loose")]
+    #[schema(value_type = std::collections::BTreeMap<String, ParamValue>)]
     pub parameters: Parameters,
+}
+
+/// A parameter value on the wire: a string, or a number or boolean standing for its text.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ParamValue {
+    Text(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
 }
 
 impl ServiceManager {
@@ -40,6 +62,10 @@ impl ServiceManager {
         names::validate_name(&request.name)
             .map_err(|e| ManagerError::BadRequest(format!("invalid service name: {e}")))?;
         let mut params = params::validate_create(engine.params(), &request.parameters)?;
+        if let Some(version) = &request.version {
+            let image = self.image_for_version(engine, version, params.get("docker_image"))?;
+            params.insert("docker_image".to_string(), image);
+        }
         params
             .entry("docker_image".to_string())
             .or_insert_with(|| self.default_image(engine));
@@ -115,6 +141,66 @@ impl ServiceManager {
         Ok((service, started))
     }
 
+    /// The versions a create's `version` may name, each with the image it picks: the major of
+    /// the (configured) default image, then of Berth's own image when that differs.
+    pub fn available_versions(&self, engine: &dyn Engine) -> Vec<(u32, String)> {
+        let mut out: Vec<(u32, String)> = Vec::new();
+        for image in [
+            self.default_image(engine),
+            engine.image_recipe().reference(),
+        ] {
+            if let Some(major) = params::image_major(&image)
+                && !out.iter().any(|(m, _)| *m == major)
+            {
+                out.push((major, image));
+            }
+        }
+        out
+    }
+
+    /// The image a create's `version` picks; with an explicit `docker_image`, that image if its
+    /// tag has the same major version.
+    fn image_for_version(
+        &self,
+        engine: &dyn Engine,
+        version: &str,
+        docker_image: Option<&String>,
+    ) -> ManagerResult<String> {
+        let available = self.available_versions(engine);
+        let listing = available
+            .iter()
+            .map(|(major, image)| format!("{major} ({image})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let major = parse_version(version).ok_or_else(|| {
+            ManagerError::BadRequest(format!(
+                "version {version:?} is not a major version such as \"15\" or \"15.x\"; \
+                 available {} versions: {listing}",
+                engine.service_type()
+            ))
+        })?;
+        if let Some(image) = docker_image {
+            return match params::image_major(image) {
+                Some(m) if m == major => Ok(image.clone()),
+                _ => Err(ManagerError::BadRequest(format!(
+                    "version {version:?} does not match docker_image {image:?}; give one of them, \
+                     or an image whose tag starts with {major}"
+                ))),
+            };
+        }
+        available
+            .into_iter()
+            .find(|(m, _)| *m == major)
+            .map(|(_, image)| image)
+            .ok_or_else(|| {
+                ManagerError::BadRequest(format!(
+                    "version {version:?} of {} is not available here; available versions: {listing} \
+                     (or give docker_image)",
+                    engine.service_type()
+                ))
+            })
+    }
+
     async fn run_create(
         &self,
         engine: &dyn Engine,
@@ -167,6 +253,34 @@ impl ServiceManager {
     }
 }
 
+/// A major version as Temps' clients write it: `15`, `15.x` or `15.*`.
+fn parse_version(version: &str) -> Option<u32> {
+    let major = version
+        .strip_suffix(".x")
+        .or_else(|| version.strip_suffix(".*"))
+        .unwrap_or(version);
+    let canonical = !major.is_empty()
+        && major.len() <= 4
+        && major.bytes().all(|b| b.is_ascii_digit())
+        && !major.starts_with('0');
+    canonical.then(|| major.parse().ok()).flatten()
+}
+
 fn duplicate(name: &str) -> ManagerError {
     ManagerError::Conflict(format!("a service named {name:?} already exists"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_are_majors() {
+        assert_eq!(parse_version("15"), Some(15));
+        assert_eq!(parse_version("15.x"), Some(15));
+        assert_eq!(parse_version("7.*"), Some(7));
+        for bad in ["", "x", "15.4", "015", "-1", "15.x.x", "99999", " 15"] {
+            assert_eq!(parse_version(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -17,7 +17,7 @@ use crate::store::{self, Environment, NewTenant, Project, Service, Tenant};
 /// Length of generated tenant passwords.
 const TENANT_PASSWORD_LEN: usize = 24;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub environment: String,
     pub resource_name: String,
@@ -26,14 +26,13 @@ pub struct TenantView {
     pub provisioned: bool,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LinkView {
-    pub service_id: i64,
-    pub service_name: String,
-    pub project_id: i64,
-    pub project_slug: String,
-    pub service_type: String,
-    pub linked_at: String,
+/// A link with what the API shows of it: the link row, its project and service, and each
+/// environment's tenant.
+#[derive(Debug, Clone)]
+pub struct LinkInfo {
+    pub link: store::Link,
+    pub project: Project,
+    pub service: Service,
     pub environments: Vec<TenantView>,
 }
 
@@ -94,7 +93,7 @@ impl ServiceManager {
         self: &Arc<Self>,
         service_id: i64,
         project_id: i64,
-    ) -> ManagerResult<(LinkView, bool)> {
+    ) -> ManagerResult<(LinkInfo, bool)> {
         self.service(service_id).await?;
         // Shared with other links; never interleaved with an operation (update, stop, delete).
         let _claim = self.claim_shared(service_id).await?;
@@ -294,7 +293,7 @@ impl ServiceManager {
         Ok(())
     }
 
-    pub async fn links(&self, service_id: i64) -> ManagerResult<Vec<LinkView>> {
+    pub async fn links(&self, service_id: i64) -> ManagerResult<Vec<LinkInfo>> {
         let service = self.service(service_id).await?;
         let mut out = Vec::new();
         for link in self.store.links_of_service(service_id).await? {
@@ -305,8 +304,29 @@ impl ServiceManager {
         Ok(out)
     }
 
-    async fn link_view(&self, service: &Service, project: &Project) -> ManagerResult<LinkView> {
-        let link = self.store.link(service.id, project.id).await?;
+    /// The services linked to a project (404 if the project does not exist).
+    pub async fn project_links(&self, project_id: i64) -> ManagerResult<Vec<LinkInfo>> {
+        let project = self.project(project_id).await?;
+        let mut out = Vec::new();
+        for link in self.store.links_of_project(project_id).await? {
+            if let Some(service) = self.store.service(link.service_id).await? {
+                out.push(self.link_view(&service, &project).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn link_view(&self, service: &Service, project: &Project) -> ManagerResult<LinkInfo> {
+        let link = self
+            .store
+            .link(service.id, project.id)
+            .await?
+            .ok_or_else(|| {
+                ManagerError::NotFound(format!(
+                    "service {} is not linked to project {}",
+                    service.id, project.id
+                ))
+            })?;
         let tenants = self.store.service_tenants(service.id).await?;
         let environments = project
             .environments
@@ -324,13 +344,10 @@ impl ServiceManager {
                 })
             })
             .collect();
-        Ok(LinkView {
-            service_id: service.id,
-            service_name: service.name.clone(),
-            project_id: project.id,
-            project_slug: project.slug.clone(),
-            service_type: service.service_type.clone(),
-            linked_at: link.map(|l| l.created_at).unwrap_or_default(),
+        Ok(LinkInfo {
+            link,
+            project: project.clone(),
+            service: service.clone(),
             environments,
         })
     }
@@ -566,6 +583,27 @@ impl ServiceManager {
             .expect("variables cache")
             .insert(key, (generation, vars.clone()));
         Ok(vars)
+    }
+
+    /// What every service linked to a project injects into one of its environments, by
+    /// service id (404 if the project or environment does not exist).
+    pub async fn project_service_environments(
+        &self,
+        project_id: i64,
+        environment: Option<&str>,
+        kind: AddressKind,
+    ) -> ManagerResult<BTreeMap<i64, BTreeMap<String, String>>> {
+        let project = self.project(project_id).await?;
+        let environment = environment.unwrap_or("production");
+        find_environment(&project, environment)?;
+        let mut out = BTreeMap::new();
+        for link in self.store.links_of_project(project_id).await? {
+            let vars = self
+                .tenant_environment(link.service_id, project_id, Some(environment), kind)
+                .await?;
+            out.insert(link.service_id, vars.into_iter().collect());
+        }
+        Ok(out)
     }
 
     /// Variable names a link injects, and their values for the service's own admin login,

@@ -29,10 +29,10 @@ use crate::engines::{self, Engine};
 use crate::image_builder::ImageBuilder;
 use crate::store::{OpStatus, Operation, Service, Store};
 
-pub use create::CreateRequest;
+pub use create::{CreateRequest, ParamValue};
 pub use errors::{ManagerError, ManagerResult};
 pub use health::HealthReport;
-pub use links::{AddressKind, LinkView, RevokedTenant, TenantView};
+pub use links::{AddressKind, LinkInfo, RevokedTenant, TenantView};
 
 pub use crate::docker::LABEL_INSTANCE;
 

@@ -124,8 +124,8 @@ async fn operation(
     };
     match id {
         Some(id) => {
-            let service = api.get(&format!("/external-services/{id}")).await?;
-            output::print(&service, as_json);
+            let details = api.get(&format!("/external-services/{id}")).await?;
+            output::print(service_of(&details), as_json);
         }
         None => eprintln!("{action}: done"),
     }
@@ -165,10 +165,12 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
         }
         ServiceCommand::Show { service } => {
             let id = resolve(api, service).await?;
-            output::print(
-                &api.get(&format!("/external-services/{id}")).await?,
-                as_json,
-            );
+            let details = api.get(&format!("/external-services/{id}")).await?;
+            if as_json {
+                output::json(&details);
+            } else {
+                output::details(service_of(&details));
+            }
             Ok(())
         }
         ServiceCommand::Reveal { service } => {
@@ -360,8 +362,8 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
                 output::table(
                     links.as_array().map(Vec::as_slice).unwrap_or_default(),
                     &[
-                        ("/project_id", "PROJECT ID"),
-                        ("/project_slug", "PROJECT"),
+                        ("/project/id", "PROJECT ID"),
+                        ("/project/slug", "PROJECT"),
                         ("/linked_at", "LINKED"),
                         ("/environments", "ENVIRONMENTS"),
                     ],
@@ -370,32 +372,61 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             Ok(())
         }
         ServiceCommand::Types => {
-            let types = api.get("/external-services/types").await?;
+            let names = api.get("/external-services/types").await?;
+            let mut schemas = serde_json::Map::new();
+            for name in names
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let schema = api
+                    .get(&format!("/external-services/types/{name}/parameters"))
+                    .await?;
+                schemas.insert(name.to_string(), schema);
+            }
             if as_json {
-                output::json(&types);
-            } else {
-                for t in types.as_array().into_iter().flatten() {
-                    println!(
-                        "{} (default image {})",
-                        output::cell(t.get("service_type")),
-                        output::cell(t.get("default_image"))
-                    );
-                    output::table(
-                        t.get("parameters")
-                            .and_then(Value::as_array)
-                            .map(Vec::as_slice)
-                            .unwrap_or_default(),
-                        &[
-                            ("/name", "PARAMETER"),
-                            ("/default", "DEFAULT"),
-                            ("/editable", "EDITABLE"),
-                            ("/secret", "SECRET"),
-                            ("/description", "DESCRIPTION"),
-                        ],
-                    );
-                }
+                output::json(&Value::Object(schemas));
+                return Ok(());
+            }
+            for (name, schema) in &schemas {
+                println!(
+                    "{name} (default image {})",
+                    output::cell(schema.pointer("/properties/docker_image/default"))
+                );
+                let rows: Vec<Value> = schema
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(param, spec)| {
+                        json!({
+                            "name": param,
+                            "default": spec.get("default"),
+                            "editable": spec.get("x-editable"),
+                            "secret": spec.get("x-secret").unwrap_or(&Value::Bool(false)),
+                            "description": spec.get("description"),
+                        })
+                    })
+                    .collect();
+                output::table(
+                    &rows,
+                    &[
+                        ("/name", "PARAMETER"),
+                        ("/default", "DEFAULT"),
+                        ("/editable", "EDITABLE"),
+                        ("/secret", "SECRET"),
+                        ("/description", "DESCRIPTION"),
+                    ],
+                );
             }
             Ok(())
         }
     }
+}
+
+/// The service object of a `GET /external-services/{id}` answer (`{service, current_parameters,
+/// parameter_schema}`).
+fn service_of(details: &Value) -> &Value {
+    details.get("service").unwrap_or(details)
 }

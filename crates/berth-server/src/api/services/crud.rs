@@ -1,4 +1,5 @@
-//! Create, list, get, update, delete, reveal, and the list of service types.
+//! Create, list, get (by id or by name, as Temps' `ExternalServiceDetails`), update, delete,
+//! reveal.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::{AcceptedResponse, DeleteNote, ServiceView, respond};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
-use crate::api::problem::ApiResult;
 use crate::api::problem::responses as errors;
-use crate::engines;
-use crate::manager::CreateRequest;
+use crate::api::problem::{ApiError, ApiResult};
+use crate::manager::{CreateRequest, ParamValue};
+use crate::store::Service;
 
 #[utoipa::path(
     post,
@@ -60,14 +61,37 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceVi
     Ok(Json(services.iter().map(ServiceView::masked).collect()))
 }
 
+/// Temps' `ExternalServiceDetails`: the service (with `warnings` about its data inside
+/// `service`), its parameters with secrets masked, and the JSON Schema of its type's parameters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServiceDetails {
+    pub service: ServiceView,
+    /// The parameters, secrets masked (`reveal` shows them).
+    pub current_parameters: Parameters,
+    /// JSON Schema of the service type's parameters (as `/types/{service_type}/parameters`).
+    #[schema(value_type = Object)]
+    pub parameter_schema: serde_json::Value,
+}
+
+async fn details(state: &AppState, service: &Service) -> ApiResult<ServiceDetails> {
+    let engine = crate::manager::ServiceManager::engine_for(service)?;
+    let mut view = ServiceView::masked(service);
+    view.warnings = state.manager.warnings(service).await;
+    Ok(ServiceDetails {
+        current_parameters: view.parameters.clone(),
+        service: view,
+        parameter_schema: super::catalog::parameter_schema(state, engine),
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/external-services/{id}",
     tag = "services",
-    summary = "Get a service (secrets masked)",
+    summary = "Get a service with its parameters (secrets masked) and their schema",
     params(("id" = i64, Path, description = "Service id")),
     responses(
-        (status = 200, body = ServiceView),
+        (status = 200, body = ServiceDetails),
         errors::Unauthorized,
         errors::NotFound,
         errors::Unavailable
@@ -76,11 +100,39 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceVi
 pub async fn get(
     State(state): State<AppState>,
     IdPath(id): IdPath,
-) -> ApiResult<Json<ServiceView>> {
+) -> ApiResult<Json<ServiceDetails>> {
     let service = state.manager.service(id).await?;
-    let mut view = ServiceView::masked(&service);
-    view.warnings = state.manager.warnings(&service).await;
-    Ok(Json(view))
+    Ok(Json(details(&state, &service).await?))
+}
+
+/// Temps' lookup by slug; a Berth service's slug is its name.
+#[utoipa::path(
+    get,
+    path = "/external-services/by-slug/{slug}",
+    tag = "services",
+    summary = "Get a service by its slug (its name)",
+    params(("slug" = String, Path, description = "Service name", pattern = "^[a-z][a-z0-9-]*$", max_length = 63)),
+    responses(
+        (status = 200, body = ServiceDetails),
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
+    )
+)]
+pub async fn by_slug(
+    State(state): State<AppState>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+) -> ApiResult<Json<ServiceDetails>> {
+    let not_found = || ApiError::not_found(format!("no service named {slug:?}"));
+    berth_core::names::validate_name(&slug).map_err(|_| not_found())?;
+    let service = state
+        .store
+        .list_services()
+        .await?
+        .into_iter()
+        .find(|s| s.name == slug)
+        .ok_or_else(not_found)?;
+    Ok(Json(details(&state, &service).await?))
 }
 
 /// The one place secrets are returned in clear: an explicit, authenticated request.
@@ -109,7 +161,33 @@ pub async fn reveal(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
+    /// Editable parameters to change; values as strings, or JSON numbers and booleans.
+    #[serde(default, deserialize_with = "berth_core::params::deserialize_loose")]
+    #[schema(value_type = std::collections::BTreeMap<String, ParamValue>)]
     pub parameters: Parameters,
+    /// Temps' field: the same as the `docker_image` parameter.
+    #[serde(default)]
+    pub docker_image: Option<String>,
+}
+
+impl UpdateRequest {
+    /// The parameters to change, with `docker_image` folded in (400 if both disagree).
+    fn into_parameters(self) -> ApiResult<Parameters> {
+        let mut parameters = self.parameters;
+        if let Some(image) = self.docker_image {
+            match parameters.get("docker_image") {
+                Some(other) if *other != image => {
+                    return Err(ApiError::bad_request(format!(
+                        "docker_image {image:?} and parameters.docker_image {other:?} disagree; give one"
+                    )));
+                }
+                _ => {
+                    parameters.insert("docker_image".into(), image);
+                }
+            }
+        }
+        Ok(parameters)
+    }
 }
 
 #[utoipa::path(
@@ -139,7 +217,7 @@ pub async fn update(
     wait: Wait,
     JsonBody(request): JsonBody<UpdateRequest>,
 ) -> ApiResult<Response> {
-    let started = state.manager.update(id, request.parameters).await?;
+    let started = state.manager.update(id, request.into_parameters()?).await?;
     respond(&state, started, wait, id, StatusCode::OK).await
 }
 
@@ -184,54 +262,4 @@ pub async fn delete(
         .delete(id, query.keep_data, query.force)
         .await?;
     respond(&state, started, wait, id, StatusCode::NO_CONTENT).await
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ParamView {
-    name: &'static str,
-    description: &'static str,
-    default: Option<String>,
-    editable: bool,
-    secret: bool,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TypeView {
-    service_type: &'static str,
-    default_image: String,
-    parameters: Vec<ParamView>,
-}
-
-/// The service types and their parameters (the seed's tables, from the engines' specs).
-#[utoipa::path(
-    get,
-    path = "/external-services/types",
-    tag = "services",
-    summary = "Service types and their parameters",
-    responses(
-        (status = 200, body = Vec<TypeView>),
-        errors::Unauthorized
-    )
-)]
-pub async fn types(State(state): State<AppState>) -> Json<Vec<TypeView>> {
-    Json(
-        engines::registry()
-            .iter()
-            .map(|engine| TypeView {
-                service_type: engine.service_type(),
-                default_image: state.manager.default_image(*engine),
-                parameters: engine
-                    .params()
-                    .iter()
-                    .map(|p| ParamView {
-                        name: p.name,
-                        description: p.doc,
-                        default: p.default.map(str::to_string),
-                        editable: p.editable,
-                        secret: p.is_secret(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-    )
 }

@@ -3,6 +3,7 @@
 //! request waits for the outcome (as Temps answers), unless it asks for `202` with
 //! `Prefer: respond-async` or `?wait=false` — see [`respond`].
 
+pub mod catalog;
 pub mod crud;
 pub mod lifecycle;
 

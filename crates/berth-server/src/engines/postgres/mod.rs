@@ -132,6 +132,22 @@ pub(super) fn get<'a>(params: &'a Parameters, name: &str) -> &'a str {
 
 #[async_trait]
 impl Engine for Postgres {
+    fn display_name(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn description(&self) -> &'static str {
+        "Relational database (one database and role per linked project environment)"
+    }
+
+    fn color(&self) -> &'static str {
+        "#336791"
+    }
+
+    fn icon_svg(&self) -> String {
+        super::badge_svg(self.color(), "PG")
+    }
+
     fn service_type(&self) -> &'static str {
         "postgres"
     }

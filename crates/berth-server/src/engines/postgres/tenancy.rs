@@ -437,6 +437,7 @@ impl Tenancy for Postgres {
             ("POSTGRES_PORT", port.clone()),
             ("POSTGRES_DATABASE", tenant.resource_name.clone()),
             ("POSTGRES_DB", tenant.resource_name.clone()),
+            ("POSTGRES_NAME", tenant.resource_name.clone()),
             ("POSTGRES_USER", tenant.username.clone()),
             ("POSTGRES_PASSWORD", tenant.password.clone()),
             ("PGHOST", host.clone()),

@@ -99,6 +99,22 @@ pub(super) fn password(params: &Parameters) -> &str {
 
 #[async_trait]
 impl Engine for Redis {
+    fn display_name(&self) -> &'static str {
+        "Redis"
+    }
+
+    fn description(&self) -> &'static str {
+        "In-memory key-value store (one database number and ACL user per linked project environment)"
+    }
+
+    fn color(&self) -> &'static str {
+        "#DC382D"
+    }
+
+    fn icon_svg(&self) -> String {
+        super::badge_svg(self.color(), "R")
+    }
+
     fn service_type(&self) -> &'static str {
         "redis"
     }
