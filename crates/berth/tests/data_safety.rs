@@ -114,7 +114,7 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 #[tokio::test]
 async fn lost_volume_is_reported_never_replaced_and_recreate_brings_logins_back() {
-    let berth = fast_berth().await;
+    let mut berth = fast_berth().await;
     let svc = berth.create("postgres", &unique("lost"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     let (container, volume) = (str_of(&svc, "container_name"), str_of(&svc, "volume_name"));
@@ -123,9 +123,12 @@ async fn lost_volume_is_reported_never_replaced_and_recreate_brings_logins_back(
     let vars = host_env(&berth, id, p, "production").await;
     pg_login(&vars).await.unwrap();
 
-    // The volume goes away behind Berth's back.
+    // The volume goes away behind Berth's back (while it is down, so no pass races the two
+    // removals; the first pass after the restart must notice).
+    berth.kill9();
     assert!(docker(&["rm", "-f", container]).0);
     assert!(docker(&["volume", "rm", volume]).0);
+    berth.spawn().await;
 
     let view = wait_service(&berth, id, Duration::from_secs(60), "data_missing", |s| {
         s["status"] == "data_missing"
@@ -182,13 +185,15 @@ async fn lost_volume_is_reported_never_replaced_and_recreate_brings_logins_back(
 
 #[tokio::test]
 async fn volume_replaced_by_an_empty_one_is_reported_not_used() {
-    let berth = fast_berth().await;
+    let mut berth = fast_berth().await;
     let svc = berth.create("redis", &unique("swap"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     let (container, volume) = (str_of(&svc, "container_name"), str_of(&svc, "volume_name"));
+    berth.kill9();
     assert!(docker(&["rm", "-f", container]).0);
     assert!(docker(&["volume", "rm", volume]).0);
     assert!(docker(&["volume", "create", volume]).0);
+    berth.spawn().await;
     let view = wait_service(&berth, id, Duration::from_secs(60), "data_missing", |s| {
         s["status"] == "data_missing"
     })
@@ -647,12 +652,33 @@ async fn drifted_containers_are_replaced_and_matching_ones_left_running() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    wait_service(&berth, id, Duration::from_secs(60), "running", |s| {
-        s["status"] == "running"
-    })
-    .await;
+    // The replacement is published before it accepts connections: poll until it answers.
     let password = berth.password(id).await;
-    let mut conn = redis_conn(port, &password).await;
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
-    assert_eq!(pong, "PONG", "the replacement serves on the row's port");
+    let url = format!("redis://:{password}@127.0.0.1:{port}/0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = async {
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match attempt.await {
+            Ok(pong) => {
+                assert_eq!(pong, "PONG", "the replacement serves on the row's port");
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the replacement never answered: {e}\n{}",
+                berth.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
