@@ -113,7 +113,7 @@ async fn the_seed_walk_back_to_back_answers_like_temps() {
             Some(json!({ "name": redis_name, "service_type": "redis", "parameters": {} })),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{rd}");
+    assert_eq!(status, StatusCode::CREATED, "{rd}\n{}", berth.log());
     assert_temps_service(&rd, None, &redis_name, "redis");
     let rd_id = rd["id"].as_i64().unwrap();
 
