@@ -58,7 +58,11 @@ pub async fn create(
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ServiceView>>> {
     let services = state.store.list_services().await?;
-    Ok(Json(services.iter().map(ServiceView::masked).collect()))
+    let mut views = Vec::with_capacity(services.len());
+    for service in &services {
+        views.push(ServiceView::masked_with_version(&state.manager, service).await);
+    }
+    Ok(Json(views))
 }
 
 /// Temps' `ExternalServiceDetails`: the service (with `warnings` about its data inside
@@ -75,7 +79,7 @@ pub struct ServiceDetails {
 
 async fn details(state: &AppState, service: &Service) -> ApiResult<ServiceDetails> {
     let engine = crate::manager::ServiceManager::engine_for(service)?;
-    let mut view = ServiceView::masked(service);
+    let mut view = ServiceView::masked_with_version(&state.manager, service).await;
     view.warnings = state.manager.warnings(service).await;
     Ok(ServiceDetails {
         current_parameters: view.parameters.clone(),
