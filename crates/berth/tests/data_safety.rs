@@ -21,25 +21,11 @@ async fn fast_berth() -> Berth {
 }
 
 async fn project(berth: &Berth, envs: &[&str]) -> i64 {
-    let (status, body) = berth
-        .call(
-            Method::POST,
-            "/api/projects",
-            Some(json!({ "name": unique("proj"), "environments": envs })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_i64().unwrap()
+    create_project(berth, &unique("proj"), envs).await
 }
 
 async fn link(berth: &Berth, service: i64, project: i64) {
-    let (status, body) = berth
-        .call(
-            Method::POST,
-            &format!("/api/external-services/{service}/projects"),
-            Some(json!({ "project_id": project })),
-        )
-        .await;
+    let (status, body) = link_project(berth, service, project).await;
     assert!(status.is_success(), "link: {status} {body}");
 }
 

@@ -12,28 +12,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn project(berth: &Berth, name: &str, envs: &[&str]) -> i64 {
-    let (status, body) = berth
-        .call(
-            Method::POST,
-            "/api/projects",
-            Some(json!({ "name": name, "environments": envs })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
-async fn link(berth: &Berth, service: i64, project: i64) -> (StatusCode, Value) {
-    berth
-        .call(
-            Method::POST,
-            &format!("/api/external-services/{service}/projects"),
-            Some(json!({ "project_id": project })),
-        )
-        .await
-}
-
 async fn env(
     berth: &Berth,
     service: i64,
@@ -87,19 +65,19 @@ async fn postgres_link_isolates_projects_and_real_clients_connect() {
     let pg = berth.create("postgres", &unique("lpg"), json!({})).await;
     let id = pg["id"].as_i64().unwrap();
     let published = port_of(&pg);
-    let a = project(&berth, &unique("shop-a"), &["production", "staging"]).await;
-    let b = project(&berth, &unique("shop-b"), &["production"]).await;
+    let a = create_project(&berth, &unique("shop-a"), &["production", "staging"]).await;
+    let b = create_project(&berth, &unique("shop-b"), &["production"]).await;
 
-    let (status, link_a) = link(&berth, id, a).await;
+    let (status, link_a) = link_project(&berth, id, a).await;
     assert_eq!(status, StatusCode::CREATED, "{link_a}");
     assert_eq!(link_a["environments"].as_array().unwrap().len(), 2);
-    let (status, again) = link(&berth, id, a).await;
+    let (status, again) = link_project(&berth, id, a).await;
     assert_eq!(
         status,
         StatusCode::OK,
         "linking twice is idempotent: {again}"
     );
-    let (status, _) = link(&berth, id, b).await;
+    let (status, _) = link_project(&berth, id, b).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let env_a = env(&berth, id, a, "production").await;
@@ -250,7 +228,7 @@ async fn postgres_link_isolates_projects_and_real_clients_connect() {
         .await
         .unwrap();
     drop(conn);
-    let (status, _) = link(&berth, id, a).await;
+    let (status, _) = link_project(&berth, id, a).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         env(&berth, id, a, "production").await,
@@ -260,7 +238,7 @@ async fn postgres_link_isolates_projects_and_real_clients_connect() {
 
     // A second postgres for the same project is refused, naming the linked one.
     let pg2 = berth.create("postgres", &unique("lpg2"), json!({})).await;
-    let (status, body) = link(&berth, pg2["id"].as_i64().unwrap(), a).await;
+    let (status, body) = link_project(&berth, pg2["id"].as_i64().unwrap(), a).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(
         body["detail"]
@@ -327,11 +305,11 @@ async fn redis_link_allocates_numbers_durably_and_isolates_users() {
     let rd = berth.create("redis", &unique("lrd"), json!({})).await;
     let id = rd["id"].as_i64().unwrap();
     let port = port_of(&rd);
-    let a = project(&berth, &unique("ra"), &["production"]).await;
-    let b = project(&berth, &unique("rb"), &["production"]).await;
+    let a = create_project(&berth, &unique("ra"), &["production"]).await;
+    let b = create_project(&berth, &unique("rb"), &["production"]).await;
 
     // Two links at once never get the same number.
-    let (ra, rb) = tokio::join!(link(&berth, id, a), link(&berth, id, b));
+    let (ra, rb) = tokio::join!(link_project(&berth, id, a), link_project(&berth, id, b));
     assert_eq!(ra.0, StatusCode::CREATED, "{}", ra.1);
     assert_eq!(rb.0, StatusCode::CREATED, "{}", rb.1);
     let env_a = env(&berth, id, a, "production").await;
@@ -415,7 +393,7 @@ async fn redis_link_allocates_numbers_durably_and_isolates_users() {
             None,
         )
         .await;
-    let (status, _) = link(&berth, id, a).await;
+    let (status, _) = link_project(&berth, id, a).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(env(&berth, id, a, "production").await, env_a);
 
@@ -423,8 +401,8 @@ async fn redis_link_allocates_numbers_durably_and_isolates_users() {
     // cleanly and allocates nothing.
     let envs: Vec<String> = (0..14).map(|i| format!("e{i}")).collect();
     let env_refs: Vec<&str> = envs.iter().map(String::as_str).collect();
-    let big = project(&berth, &unique("big"), &env_refs).await;
-    let (status, body) = link(&berth, id, big).await;
+    let big = create_project(&berth, &unique("big"), &env_refs).await;
+    let (status, body) = link_project(&berth, id, big).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["detail"].as_str().unwrap().contains("16 databases"),
@@ -438,8 +416,8 @@ async fn redis_link_allocates_numbers_durably_and_isolates_users() {
         2,
         "nothing half-linked: {links}"
     );
-    let fits = project(&berth, &unique("fits"), &env_refs[..13]).await;
-    let (status, body) = link(&berth, id, fits).await;
+    let fits = create_project(&berth, &unique("fits"), &env_refs[..13]).await;
+    let (status, body) = link_project(&berth, id, fits).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
@@ -451,8 +429,8 @@ async fn redis_link_allocates_numbers_durably_and_isolates_users() {
         .post_wait(&format!("/api/external-services/{id}/stop"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let c = project(&berth, &unique("rc"), &["production"]).await;
-    let (status, body) = link(&berth, id, c).await;
+    let c = create_project(&berth, &unique("rc"), &["production"]).await;
+    let (status, body) = link_project(&berth, id, c).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(
         body["detail"].as_str().unwrap().contains("start it"),
@@ -465,10 +443,10 @@ async fn link_bad_input_and_long_slugs() {
     let berth = Berth::start().await;
     let pg = berth.create("postgres", &unique("lbad"), json!({})).await;
     let id = pg["id"].as_i64().unwrap();
-    let (status, _) = link(&berth, id, 999).await;
+    let (status, _) = link_project(&berth, id, 999).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let p = project(&berth, &unique("p"), &["production"]).await;
-    let (status, _) = link(&berth, 999, p).await;
+    let p = create_project(&berth, &unique("p"), &["production"]).await;
+    let (status, _) = link_project(&berth, 999, p).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = berth
         .call(
@@ -496,7 +474,7 @@ async fn link_bad_input_and_long_slugs() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let long = body["id"].as_i64().unwrap();
-    let (status, body) = link(&berth, id, long).await;
+    let (status, body) = link_project(&berth, id, long).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let db = body["environments"][0]["resource_name"].as_str().unwrap();
     assert_eq!(db.len(), 63, "{db}");
@@ -522,8 +500,8 @@ async fn berth_env_and_run_use_the_project_variables() {
     let berth = Berth::start().await;
     let pg = berth.create("postgres", &unique("lrun"), json!({})).await;
     let slug = unique("run");
-    let p = project(&berth, &slug, &["production"]).await;
-    let (status, _) = link(&berth, pg["id"].as_i64().unwrap(), p).await;
+    let p = create_project(&berth, &slug, &["production"]).await;
+    let (status, _) = link_project(&berth, pg["id"].as_i64().unwrap(), p).await;
     assert_eq!(status, StatusCode::CREATED);
 
     let cli = |args: &[&str]| {

@@ -15,28 +15,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-async fn project(berth: &Berth, name: &str, envs: &[&str]) -> i64 {
-    let (status, body) = berth
-        .call(
-            Method::POST,
-            "/api/projects",
-            Some(json!({ "name": name, "environments": envs })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
-async fn link(berth: &Berth, service: i64, project: i64) -> (StatusCode, Value) {
-    berth
-        .call(
-            Method::POST,
-            &format!("/api/external-services/{service}/projects"),
-            Some(json!({ "project_id": project })),
-        )
-        .await
-}
-
 async fn unlink(berth: &Berth, service: i64, project: i64) {
     let (status, body) = berth
         .call(
@@ -132,8 +110,8 @@ async fn hand_made_database_and_role_named_like_tenants_are_neither_adopted_nor_
         "GRANT CONNECT ON DATABASE postgres TO shop_staging",
     )
     .await;
-    let shop = project(&berth, "shop", &["production", "staging"]).await;
-    let (status, body) = link(&berth, id, shop).await;
+    let shop = create_project(&berth, "shop", &["production", "staging"]).await;
+    let (status, body) = link_project(&berth, id, shop).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     assert_eq!(
@@ -184,8 +162,8 @@ async fn hand_made_database_and_role_named_like_tenants_are_neither_adopted_nor_
 async fn recorded_tenant_name_taken_over_by_hand_is_refused_not_altered() {
     let berth = Berth::start().await;
     let (id, port, admin_pw, _) = postgres(&berth, "pgtaken", json!({})).await;
-    let shop = project(&berth, "shop", &["production"]).await;
-    let (status, body) = link(&berth, id, shop).await;
+    let shop = create_project(&berth, "shop", &["production"]).await;
+    let (status, body) = link_project(&berth, id, shop).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let vars = env(&berth, id, shop, "production").await;
     let name = vars["POSTGRES_DB"].clone();
@@ -206,7 +184,7 @@ async fn recorded_tenant_name_taken_over_by_hand_is_refused_not_altered() {
     )
     .await;
 
-    let (status, body) = link(&berth, id, shop).await;
+    let (status, body) = link_project(&berth, id, shop).await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -243,8 +221,8 @@ async fn projects_named_like_the_admin_or_system_objects_get_safe_names() {
     .await;
     let mut tenants = Vec::new();
     for slug in ["app", "admin", "pg", "template1"] {
-        let p = project(&berth, slug, &["production"]).await;
-        let (status, body) = link(&berth, id, p).await;
+        let p = create_project(&berth, slug, &["production"]).await;
+        let (status, body) = link_project(&berth, id, p).await;
         assert_eq!(status, StatusCode::CREATED, "linking {slug}: {body}");
         tenants.push((slug, env(&berth, id, p, "production").await));
     }
@@ -289,8 +267,8 @@ async fn tenant_database_is_made_from_template0() {
     exec(&mut tpl, "CREATE TABLE planted_in_template1 (secret text)").await;
     exec(&mut tpl, "INSERT INTO planted_in_template1 VALUES ('x')").await;
     tpl.close().await.unwrap();
-    let p = project(&berth, "tpl", &["production"]).await;
-    let (status, body) = link(&berth, id, p).await;
+    let p = create_project(&berth, "tpl", &["production"]).await;
+    let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let vars = env(&berth, id, p, "production").await;
     let mut conn = tenant_connects(&vars, port).await;
@@ -306,8 +284,8 @@ async fn tenant_database_is_made_from_template0() {
 async fn tenant_cannot_connect_to_template1_postgres_or_the_admin_database() {
     let berth = Berth::start().await;
     let (id, port, _, _) = postgres(&berth, "pgconn", json!({ "database": "appdb" })).await;
-    let p = project(&berth, "conn", &["production"]).await;
-    let (status, body) = link(&berth, id, p).await;
+    let p = create_project(&berth, "conn", &["production"]).await;
+    let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let vars = env(&berth, id, p, "production").await;
     tenant_connects(&vars, port).await;
@@ -325,8 +303,8 @@ async fn tenant_connection_limit_is_enforced() {
     let berth = Berth::start().await;
     let (id, port, _, _) =
         postgres(&berth, "pglimit", json!({ "tenant_connection_limit": "2" })).await;
-    let p = project(&berth, "limit", &["production"]).await;
-    let (status, body) = link(&berth, id, p).await;
+    let p = create_project(&berth, "limit", &["production"]).await;
+    let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let vars = env(&berth, id, p, "production").await;
     let first = tenant_connects(&vars, port).await;
@@ -357,8 +335,8 @@ async fn passwords_never_reach_the_server_log_even_with_log_statement_all() {
     su.close().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
-    let p = project(&berth, "logged", &["production", "staging"]).await;
-    let (status, body) = link(&berth, id, p).await;
+    let p = create_project(&berth, "logged", &["production", "staging"]).await;
+    let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut passwords = Vec::new();
     for e in ["production", "staging"] {
@@ -366,7 +344,7 @@ async fn passwords_never_reach_the_server_log_even_with_log_statement_all() {
     }
     // A re-link provisions again (ALTER ROLE ... PASSWORD on existing roles).
     unlink(&berth, id, p).await;
-    let (status, body) = link(&berth, id, p).await;
+    let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let log = docker_all(&["logs", container]);
     assert!(
@@ -558,8 +536,8 @@ fn credentials(vars: &BTreeMap<String, String>) -> Credentials {
 async fn revoke_then_provision_turns_login_off_and_back_on() {
     let berth = Berth::start().await;
     let (id, port, admin_pw, pg) = postgres(&berth, "pgrevoke", json!({})).await;
-    let p = project(&berth, "rev", &["production"]).await;
-    let (status, body) = link(&berth, id, p).await;
+    let p = create_project(&berth, "rev", &["production"]).await;
+    let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let vars = env(&berth, id, p, "production").await;
     let tenant = credentials(&vars);

@@ -104,25 +104,14 @@ async fn setup() -> Setup {
     }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The tenant's URL on the published port; `db` None lands in database 0 (no SELECT).
 fn url(port: u16, t: &Tenant, db: Option<i64>, resp3: bool) -> String {
     let db = db.map(|d| d.to_string()).unwrap_or_default();
     let protocol = if resp3 { "?protocol=resp3" } else { "" };
     format!(
         "redis://{}:{}@127.0.0.1:{port}/{db}{protocol}",
-        enc(&t.user),
-        enc(&t.password)
+        urlencode(&t.user),
+        urlencode(&t.password)
     )
 }
 

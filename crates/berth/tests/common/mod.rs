@@ -388,7 +388,8 @@ pub async fn redis_conn(port: u16, password: &str) -> redis::aio::MultiplexedCon
         .unwrap()
 }
 
-fn urlencode(s: &str) -> String {
+/// Percent-encodes a URL userinfo component (what Berth's own URLs do).
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -408,4 +409,28 @@ pub fn read_state_files(dir: &Path) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Creates a project with these environments; panics unless 201.
+pub async fn create_project(berth: &Berth, name: &str, envs: &[&str]) -> i64 {
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            "/api/projects",
+            Some(json!({ "name": name, "environments": envs })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+/// Links a service to a project; the answer as is.
+pub async fn link_project(berth: &Berth, service: i64, project: i64) -> (StatusCode, Value) {
+    berth
+        .call(
+            Method::POST,
+            &format!("/api/external-services/{service}/projects"),
+            Some(json!({ "project_id": project })),
+        )
+        .await
 }
