@@ -69,6 +69,7 @@ impl From<LinkInfo> for ProjectServiceView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
+    #[schema(minimum = 1)]
     pub project_id: i64,
 }
 

@@ -79,9 +79,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The whole OpenAPI document, paths under `/api`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::new()
-        .nest("/api", api_routes())
-        .into_openapi()
+    openapi::finish(
+        OpenApiRouter::<AppState>::new()
+            .nest("/api", api_routes())
+            .into_openapi(),
+    )
 }
 
 pub fn router(state: AppState) -> Router {

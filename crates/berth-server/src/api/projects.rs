@@ -17,10 +17,24 @@ use crate::store::{self, Project};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
+    /// 1 to 100 printable characters (surrounding whitespace is trimmed). Without `slug`, its
+    /// slugified form must be a valid slug.
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        min_length = 1,
+        max_length = 100
+    )]
     pub name: String,
-    /// Defaults to the slugified name.
+    /// Defaults to the slugified name. Lowercase letters, digits and `-`, starting with a letter
+    /// and not ending with `-`, at most 63 characters.
+    #[schema(
+        pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub slug: Option<String>,
-    /// Environment names; defaults to `["production"]`.
+    /// Environment names (see `AddEnvironment.name`), distinct; defaults to `["production"]`.
+    #[schema(min_items = 1)]
     pub environments: Option<Vec<String>>,
 }
 
@@ -238,6 +252,13 @@ pub async fn delete_environment(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddEnvironment {
+    /// 1 to 63 printable characters whose first ASCII letter or digit is a letter (the slug,
+    /// `Staging 2` -> `staging-2`, must start with a letter).
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9fA-Za-z0-9]*[A-Za-z][^\x00-\x1f\x7f-\x9f]*$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub name: String,
 }
 

@@ -15,6 +15,12 @@ use crate::store::ApiToken;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// 1 to 100 printable characters (surrounding whitespace is trimmed).
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        min_length = 1,
+        max_length = 100
+    )]
     pub name: String,
 }
 

@@ -16,9 +16,15 @@ use crate::store::{self, NewService, Service};
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// Service name: `[a-z][a-z0-9-]*`, at most 63 characters.
-    #[schema(pattern = "^[a-z][a-z0-9-]*$", min_length = 1, max_length = 63)]
+    /// Service name: lowercase letters, digits and `-`, starting with a letter and not ending
+    /// with `-`, at most 63 characters.
+    #[schema(
+        pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub name: String,
+    /// One of the service types `GET /external-services/types` lists.
     pub service_type: String,
     /// Engine version (Temps' field): a major version such as `15`, or `15.x`. Without
     /// `docker_image` it picks the image of that version (`GET

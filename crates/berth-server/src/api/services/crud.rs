@@ -115,7 +115,7 @@ pub async fn get(
     path = "/external-services/by-slug/{slug}",
     tag = "services",
     summary = "Get a service by its slug (its name)",
-    params(("slug" = String, Path, description = "Service name", pattern = "^[a-z][a-z0-9-]*$", max_length = 63)),
+    params(("slug" = String, Path, description = "Service name", pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$", min_length = 1, max_length = 63)),
     responses(
         (status = 200, body = ServiceDetails),
         errors::Unauthorized,
@@ -171,6 +171,11 @@ pub struct UpdateRequest {
     pub parameters: Parameters,
     /// Temps' field: the same as the `docker_image` parameter.
     #[serde(default)]
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub docker_image: Option<String>,
 }
 

@@ -70,6 +70,12 @@ pub async fn stop(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequest {
+    /// A Docker image reference of the same major version.
+    #[schema(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub docker_image: String,
 }
 
