@@ -6,12 +6,21 @@ use thiserror::Error;
 /// Longest service name we accept: `berth-{type}-{name}-data` must stay a sane Docker name.
 pub const MAX_NAME_LEN: usize = 63;
 
+/// Longest service name: `berth-{type}-{name}` is the container's hostname and its name on the
+/// Berth network, so it must fit one DNS label (63 characters) for every type; `berth-postgres-`
+/// is the longest prefix (15).
+pub const MAX_SERVICE_NAME_LEN: usize = 48;
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum NameError {
     #[error("name must not be empty")]
     Empty,
     #[error("name is {0} characters long; the limit is {MAX_NAME_LEN}")]
     TooLong(usize),
+    #[error(
+        "service name is {0} characters long; the limit is {MAX_SERVICE_NAME_LEN} (berth-<type>-<name> must fit a 63-character DNS label)"
+    )]
+    ServiceNameTooLong(usize),
     #[error(
         "name {0:?} is invalid: use lowercase letters, digits and '-', starting with a letter and not ending with '-'"
     )]
@@ -37,6 +46,17 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     } else {
         Err(NameError::Invalid(name.to_string()))
     }
+}
+
+/// Validates a service name: a valid name (see [`validate_name`]) of at most
+/// [`MAX_SERVICE_NAME_LEN`] characters.
+pub fn validate_service_name(name: &str) -> Result<(), NameError> {
+    validate_name(name)?;
+    let len = name.chars().count();
+    if len > MAX_SERVICE_NAME_LEN {
+        return Err(NameError::ServiceNameTooLong(len));
+    }
+    Ok(())
 }
 
 /// Turns a free-form project name into a slug candidate (`My App!` -> `my-app`).
@@ -163,5 +183,16 @@ mod tests {
         assert_eq!(slugify("My App!"), "my-app");
         assert_eq!(slugify("  --Hello__World--  "), "hello-world");
         assert_eq!(slugify(&"ab".repeat(100)).len(), MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn service_names_fit_a_dns_label_with_the_longest_prefix() {
+        let longest = "a".repeat(MAX_SERVICE_NAME_LEN);
+        assert!(validate_service_name(&longest).is_ok());
+        assert_eq!(format!("berth-postgres-{longest}").len(), 63);
+        assert_eq!(
+            validate_service_name(&"a".repeat(MAX_SERVICE_NAME_LEN + 1)),
+            Err(NameError::ServiceNameTooLong(MAX_SERVICE_NAME_LEN + 1))
+        );
     }
 }

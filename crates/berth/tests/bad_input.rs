@@ -67,6 +67,13 @@ async fn invalid_creates_are_refused_and_leave_nothing() {
             "200",
         ),
         (
+            // Fuzz finding: a 63-character name passed validation, then Docker refused the
+            // 75-character hostname and the create answered 500.
+            json!({"name": "a".repeat(63), "service_type": "redis"}),
+            StatusCode::BAD_REQUEST,
+            "DNS label",
+        ),
+        (
             json!({"name": "x;rm -rf /", "service_type": "redis"}),
             StatusCode::BAD_REQUEST,
             "invalid",
@@ -545,4 +552,20 @@ async fn hostile_bodies_get_problem_json() {
         .await;
     assert_problem(status, &problem, StatusCode::BAD_REQUEST, "wait");
     assert_eq!(service_count(&berth).await, 0);
+}
+
+/// The longest accepted name starts a real server for every type (its container name is the
+/// hostname and the DNS name applications use, one 63-character label at most).
+#[tokio::test]
+async fn the_longest_service_name_runs_for_every_type() {
+    let berth = Berth::start().await;
+    let name = format!("{}-{}", unique("long"), "a".repeat(48))
+        .chars()
+        .take(48)
+        .collect::<String>();
+    for service_type in ["postgres", "redis"] {
+        let svc = berth.create(service_type, &name, json!({})).await;
+        assert_eq!(svc["status"], "running", "{svc}");
+        berth.delete_service(svc["id"].as_i64().unwrap()).await;
+    }
 }

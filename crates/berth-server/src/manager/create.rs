@@ -17,11 +17,11 @@ use crate::store::{self, NewService, Service};
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// Service name: lowercase letters, digits and `-`, starting with a letter and not ending
-    /// with `-`, at most 63 characters.
+    /// with `-`, at most 48 characters (`berth-<type>-<name>` must fit a DNS label).
     #[schema(
         pattern = "^[a-z]([a-z0-9-]*[a-z0-9])?$",
         min_length = 1,
-        max_length = 63
+        max_length = 48
     )]
     pub name: String,
     /// One of the service types `GET /external-services/types` lists.
@@ -65,7 +65,7 @@ impl ServiceManager {
                 engines::service_types().join(", ")
             ))
         })?;
-        names::validate_name(&request.name)
+        names::validate_service_name(&request.name)
             .map_err(|e| ManagerError::BadRequest(format!("invalid service name: {e}")))?;
         let mut params = params::validate_create(engine.params(), &request.parameters)?;
         if let Some(version) = &request.version {
