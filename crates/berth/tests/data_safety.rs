@@ -581,7 +581,7 @@ async fn links_queue_behind_operations_and_deletes_see_links_made_while_waiting(
 /// replaced on the same volume; a container that matches is never restarted by a pass.
 #[tokio::test]
 async fn drifted_containers_are_replaced_and_matching_ones_left_running() {
-    let berth = fast_berth().await;
+    let mut berth = fast_berth().await;
     let svc = berth.create("redis", &unique("drift"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     let container = str_of(&svc, "container_name").to_string();
@@ -596,13 +596,15 @@ async fn drifted_containers_are_replaced_and_matching_ones_left_running() {
         "passes leave a matching, healthy container alone"
     );
 
-    // Someone recreates it by hand with Berth's labels but on another host port.
+    // Someone recreates it by hand with Berth's labels but on another host port (while Berth
+    // is down, so no pass recreates it between the removal and the replacement).
     let (_, labels) = docker(&[
         "inspect",
         "-f",
         "{{index .Config.Labels \"berth.instance\"}}",
         &container,
     ]);
+    berth.kill9();
     assert!(docker(&["rm", "-f", &container]).0);
     let other_port = free_port();
     let (created, out) = docker(&[
@@ -625,6 +627,7 @@ async fn drifted_containers_are_replaced_and_matching_ones_left_running() {
         "infinity",
     ]);
     assert!(created, "{out}");
+    berth.spawn().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, ports) = docker(&["port", &container, "6379/tcp"]);

@@ -380,7 +380,10 @@ mod tests {
         let doc = document();
         let create = &doc["components"]["schemas"]["CreateRequest"]["properties"];
         assert_eq!(create["service_type"]["enum"], json!(["postgres", "redis"]));
-        assert_eq!(create["name"]["maxLength"], 63);
+        assert_eq!(
+            create["name"]["maxLength"],
+            berth_core::names::MAX_SERVICE_NAME_LEN
+        );
         let id = &doc["paths"]["/api/external-services/{id}"]["get"]["parameters"][0];
         assert_eq!(id["schema"]["minimum"], 1);
     }
