@@ -214,8 +214,8 @@ impl ServiceManager {
         else {
             return Ok(false);
         };
-        let ours = info.labels.get(LABEL_SERVICE_ID) == Some(&service.id.to_string())
-            && info.labels.get(LABEL_INSTANCE) == Some(&self.instance_id);
+        // One ownership rule for every path: the labels the service's own spec carries.
+        let ours = info.belongs_to(&self.container_spec(Self::engine_for(service)?, service));
         if !ours {
             tracing::warn!(
                 service_id = service.id,
