@@ -91,36 +91,78 @@ pub fn volume_name(service_type: &str, name: &str) -> String {
 /// Longest SQL identifier PostgreSQL keeps (NAMEDATALEN - 1).
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
-/// The name of a project environment's share of a service: `{project}_{environment}`,
-/// lowercased, every non-alphanumeric byte turned into `_`. Names longer than 63 bytes are cut
-/// to 54 bytes plus `_` and 8 hex digits of a SHA-256 of the full name, so two long names that
-/// share a prefix stay distinct. The result is always `[a-z0-9_]{1,63}`.
-pub fn tenant_name(project_slug: &str, environment_slug: &str) -> String {
-    let full: String = format!("{project_slug}_{environment_slug}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
+/// The alphabet and shape of an engine's tenant names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameStyle {
+    /// `[a-z0-9_]{1,63}`: SQL identifiers, Redis ACL users, MongoDB databases.
+    Identifier,
+    /// `[a-z0-9-]{3,63}`, starting and ending with a letter or digit, no `--` runs beyond
+    /// what the slugs had: a DNS label, as S3 bucket names must be.
+    DnsLabel,
+}
+
+impl NameStyle {
+    fn separator(self) -> char {
+        match self {
+            NameStyle::Identifier => '_',
+            NameStyle::DnsLabel => '-',
+        }
+    }
+
+    const fn max_len(self) -> usize {
+        MAX_IDENTIFIER_BYTES
+    }
+
+    /// Lowercases and replaces every other byte by the separator; a DNS label also loses
+    /// separators at its ends and is padded to its minimum length.
+    fn normalise(self, raw: &str) -> String {
+        let sep = self.separator();
+        let mut out: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    sep
+                }
+            })
+            .collect();
+        if self == NameStyle::DnsLabel {
+            out = out.trim_matches(sep).to_string();
+            while out.len() < 3 {
+                out.push('0');
             }
-        })
-        .collect();
-    if full.len() <= MAX_IDENTIFIER_BYTES {
-        full
-    } else {
-        with_hash_suffix(&full, &full)
+        }
+        out
     }
 }
 
-/// `base` cut to leave room for `_` + 8 hex digits of SHA-256(`seed`). Used for long names and
-/// to tell apart two tenants whose names collide after normalisation.
-pub fn with_hash_suffix(base: &str, seed: &str) -> String {
+/// The name of a project environment's share of a service: `{project}_{environment}` in the
+/// engine's style (`_` for identifiers, `-` for DNS labels), lowercased, every other byte
+/// turned into the separator. Names longer than 63 bytes are cut to 54 bytes plus the
+/// separator and 8 hex digits of a SHA-256 of the full name, so two long names that share a
+/// prefix stay distinct.
+pub fn tenant_name(style: NameStyle, project_slug: &str, environment_slug: &str) -> String {
+    let full = style.normalise(&format!("{project_slug}_{environment_slug}"));
+    if full.len() <= style.max_len() {
+        full
+    } else {
+        with_hash_suffix(style, &full, &full)
+    }
+}
+
+/// `base` cut to leave room for the separator + 8 hex digits of SHA-256(`seed`). Used for long
+/// names and to tell apart two tenants whose names collide after normalisation.
+pub fn with_hash_suffix(style: NameStyle, base: &str, seed: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = hex::encode(Sha256::digest(seed.as_bytes()));
-    let keep = MAX_IDENTIFIER_BYTES - 9;
+    let keep = style.max_len() - 9;
     let cut: String = base.chars().take(keep).collect();
-    format!("{cut}_{}", &digest[..8])
+    let cut = match style {
+        NameStyle::Identifier => cut,
+        NameStyle::DnsLabel => cut.trim_end_matches('-').to_string(),
+    };
+    format!("{cut}{}{}", style.separator(), &digest[..8])
 }
 
 #[cfg(test)]
@@ -129,20 +171,58 @@ mod tests {
 
     #[test]
     fn tenant_names_are_safe_identifiers() {
-        assert_eq!(tenant_name("web-shop", "production"), "web_shop_production");
-        assert_eq!(tenant_name("a", "Staging 2"), "a_staging_2");
-        let long = tenant_name(&"p".repeat(60), "production");
+        let id = NameStyle::Identifier;
+        assert_eq!(
+            tenant_name(id, "web-shop", "production"),
+            "web_shop_production"
+        );
+        assert_eq!(tenant_name(id, "a", "Staging 2"), "a_staging_2");
+        let long = tenant_name(id, &"p".repeat(60), "production");
         assert_eq!(long.len(), MAX_IDENTIFIER_BYTES);
-        let other = tenant_name(&"p".repeat(60), "productioN2");
+        let other = tenant_name(id, &"p".repeat(60), "productioN2");
         assert_ne!(long, other, "hash suffix keeps long names distinct");
-        for name in [long, other, tenant_name("x\"; DROP", "e")] {
+        for name in [long, other, tenant_name(id, "x\"; DROP", "e")] {
             assert!(
                 name.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             );
         }
-        let suffixed = with_hash_suffix("a_b_c", "project 7 env 9");
+        let suffixed = with_hash_suffix(id, "a_b_c", "project 7 env 9");
         assert!(suffixed.starts_with("a_b_c_") && suffixed.len() == 14);
+    }
+
+    /// S3 bucket names: 3-63 of `[a-z0-9-]`, starting and ending with a letter or digit.
+    fn is_dns_label(name: &str) -> bool {
+        (3..=63).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+    }
+
+    #[test]
+    fn dns_label_tenant_names_are_valid_bucket_names() {
+        let dns = NameStyle::DnsLabel;
+        assert_eq!(
+            tenant_name(dns, "web_shop", "production"),
+            "web-shop-production"
+        );
+        let cases = [
+            tenant_name(dns, "a", "b"),
+            tenant_name(dns, "-", "-"),
+            tenant_name(dns, &"p".repeat(60), "production"),
+            tenant_name(dns, &format!("{}-", "p".repeat(53)), "x"),
+            with_hash_suffix(dns, &format!("{}-", "q".repeat(53)), "seed"),
+            with_hash_suffix(dns, "ab", "seed"),
+        ];
+        for name in cases {
+            assert!(is_dns_label(&name), "{name:?} is not a DNS label");
+        }
+        assert_ne!(
+            tenant_name(dns, &"p".repeat(60), "production"),
+            tenant_name(dns, &"p".repeat(60), "productioN2")
+        );
     }
 
     #[test]

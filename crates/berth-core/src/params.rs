@@ -67,6 +67,10 @@ fn find<'a>(specs: &'a [ParamSpec], name: &str) -> Result<&'a ParamSpec, ParamEr
         })
 }
 
+/// The parameter every service type has (the seed lists it for each): the image its container
+/// runs. The manager reads it to build, swap and version containers; engines list its spec.
+pub const DOCKER_IMAGE: &str = "docker_image";
+
 /// Validates a create request: every given parameter must exist and be valid. Static defaults
 /// and generated secrets are added; ports and the image are left for the server to fill in,
 /// because choosing them needs IO (free ports) or configuration (default images).

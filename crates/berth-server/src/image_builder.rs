@@ -57,7 +57,7 @@ impl ImageBuilder {
     ) -> Result<(), ImageError> {
         if let Some(recipe) = engines::registry()
             .iter()
-            .map(|e| e.image_recipe())
+            .filter_map(|e| e.image_recipe())
             .find(|r| r.reference() == image)
         {
             return self.build(&recipe, false, progress).await;

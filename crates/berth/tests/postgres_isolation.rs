@@ -5,6 +5,7 @@
 
 mod common;
 
+use berth_server::engines::tenancy::ServiceAccess;
 use std::collections::BTreeMap;
 use std::process::Command;
 
@@ -542,16 +543,14 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
     let vars = env(&berth, id, p, "production").await;
     let tenant = credentials(&vars);
     let params = service_params(&pg, &admin_pw);
+    let docker = berth_server::docker::DockerClient::new();
+    let container = pg["container_name"].as_str().unwrap().to_string();
+    let access = ServiceAccess::new(&docker, &container, port, &params);
     let tenancy = berth_server::engines::engine("postgres")
         .unwrap()
         .tenancy()
         .unwrap();
-    assert!(
-        tenancy
-            .is_provisioned(port, &params, &tenant)
-            .await
-            .unwrap()
-    );
+    assert!(tenancy.is_provisioned(&access, &tenant).await.unwrap());
 
     let mut session = tenant_connects(&vars, port).await;
     exec(
@@ -559,9 +558,9 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
         "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)",
     )
     .await;
-    tenancy.revoke(port, &params, &tenant).await.unwrap();
+    tenancy.revoke(&access, &tenant).await.unwrap();
     tenancy
-        .revoke(port, &params, &tenant)
+        .revoke(&access, &tenant)
         .await
         .expect("revoke is idempotent");
     assert!(
@@ -577,26 +576,16 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
     .await
     .expect_err("login is off");
     assert!(err.to_string().contains("not permitted to log in"), "{err}");
-    assert!(
-        !tenancy
-            .is_provisioned(port, &params, &tenant)
-            .await
-            .unwrap()
-    );
+    assert!(!tenancy.is_provisioned(&access, &tenant).await.unwrap());
 
-    tenancy.provision(port, &params, &tenant).await.unwrap();
+    tenancy.provision(&access, &tenant).await.unwrap();
     let mut conn = tenant_connects(&vars, port).await;
     let kept: i32 = sqlx::query_scalar("SELECT v FROM kept")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(kept, 7, "data stayed");
-    assert!(
-        tenancy
-            .is_provisioned(port, &params, &tenant)
-            .await
-            .unwrap()
-    );
+    assert!(tenancy.is_provisioned(&access, &tenant).await.unwrap());
 
     // A password changed behind Berth's back is not "provisioned"; provision puts it back.
     let mut su = admin(port, &admin_pw, "postgres", "postgres").await;
@@ -605,19 +594,9 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
         &format!("ALTER ROLE {} PASSWORD 'changed-by-hand'", tenant.username),
     )
     .await;
-    assert!(
-        !tenancy
-            .is_provisioned(port, &params, &tenant)
-            .await
-            .unwrap()
-    );
-    tenancy.provision(port, &params, &tenant).await.unwrap();
-    assert!(
-        tenancy
-            .is_provisioned(port, &params, &tenant)
-            .await
-            .unwrap()
-    );
+    assert!(!tenancy.is_provisioned(&access, &tenant).await.unwrap());
+    tenancy.provision(&access, &tenant).await.unwrap();
+    assert!(tenancy.is_provisioned(&access, &tenant).await.unwrap());
 
     // Revoke never touches a role Berth did not create.
     exec(&mut su, "CREATE ROLE hand_role LOGIN PASSWORD 'hand-pass'").await;
@@ -628,8 +607,8 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
         username: "hand_role".into(),
         password: "x".into(),
     };
-    assert!(tenancy.revoke(port, &params, &foreign).await.is_err());
-    assert!(tenancy.provision(port, &params, &foreign).await.is_err());
+    assert!(tenancy.revoke(&access, &foreign).await.is_err());
+    assert!(tenancy.provision(&access, &foreign).await.is_err());
     pg_connect(port, "hand_role", "hand-pass", "postgres")
         .await
         .expect("the hand-made role still logs in");

@@ -5,6 +5,7 @@
 
 mod common;
 
+use berth_server::engines::tenancy::ServiceAccess;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -572,7 +573,9 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
     let params: berth_core::Parameters =
         [("password".to_string(), s.admin_password.clone())].into();
     let (a, b) = (credentials(&s.a), credentials(&s.b));
-    assert!(tenancy.is_provisioned(s.port, &params, &a).await.unwrap());
+    let docker = berth_server::docker::DockerClient::new();
+    let access = ServiceAccess::new(&docker, &s.container, s.port, &params);
+    assert!(tenancy.is_provisioned(&access, &a).await.unwrap());
 
     let mut conn = tenant(s.port, &s.a).await;
     let _: () = redis::cmd("SET")
@@ -581,9 +584,9 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    tenancy.revoke(s.port, &params, &a).await.unwrap();
+    tenancy.revoke(&access, &a).await.unwrap();
     tenancy
-        .revoke(s.port, &params, &a)
+        .revoke(&access, &a)
         .await
         .expect("revoke is idempotent");
     assert!(
@@ -596,8 +599,8 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
             .is_err(),
         "no new login"
     );
-    assert!(!tenancy.is_provisioned(s.port, &params, &a).await.unwrap());
-    assert!(tenancy.is_provisioned(s.port, &params, &b).await.unwrap());
+    assert!(!tenancy.is_provisioned(&access, &a).await.unwrap());
+    assert!(tenancy.is_provisioned(&access, &b).await.unwrap());
     tenant(s.port, &s.b).await; // B is untouched
 
     // Revoking a user that does not exist does not create it.
@@ -605,7 +608,7 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
         username: "ghost_production".into(),
         ..a.clone()
     };
-    tenancy.revoke(s.port, &params, &ghost).await.unwrap();
+    tenancy.revoke(&access, &ghost).await.unwrap();
     let mut admin = redis_conn(s.port, &s.admin_password).await;
     let user: Value = redis::cmd("ACL")
         .arg("GETUSER")
@@ -616,8 +619,8 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
     assert_eq!(user, Value::Nil);
 
     // Provision turns the login back on, with the data still there.
-    tenancy.provision(s.port, &params, &a).await.unwrap();
-    assert!(tenancy.is_provisioned(s.port, &params, &a).await.unwrap());
+    tenancy.provision(&access, &a).await.unwrap();
+    assert!(tenancy.is_provisioned(&access, &a).await.unwrap());
     let mut conn = tenant(s.port, &s.a).await;
     let cart: Option<String> = redis::cmd("GET")
         .arg("cart")
@@ -627,7 +630,7 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
     assert_eq!(cart.as_deref(), Some("kept"));
 
     // A revoked login turned back on by hand (with broader rules) is turned off again.
-    tenancy.revoke(s.port, &params, &a).await.unwrap();
+    tenancy.revoke(&access, &a).await.unwrap();
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg(&a.username)
@@ -637,14 +640,14 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
         .await
         .unwrap();
     tenant(s.port, &s.a).await;
-    tenancy.revoke(s.port, &params, &a).await.unwrap();
+    tenancy.revoke(&access, &a).await.unwrap();
     assert!(
         connect(&url(s.port, &s.a, Some(s.a.db), false))
             .await
             .is_err(),
         "turned off again"
     );
-    tenancy.provision(s.port, &params, &a).await.unwrap();
+    tenancy.provision(&access, &a).await.unwrap();
 
     // A user whose rules drifted (older, broader rules) is not provisioned as recorded.
     for drift in [
@@ -657,11 +660,11 @@ async fn revoke_logs_the_tenant_out_keeps_its_data_and_provision_restores_it() {
         setuser.arg("SETUSER").arg(&a.username).arg(&drift);
         let _: () = setuser.query_async(&mut admin).await.unwrap();
         assert!(
-            !tenancy.is_provisioned(s.port, &params, &a).await.unwrap(),
+            !tenancy.is_provisioned(&access, &a).await.unwrap(),
             "{drift:?} is noticed"
         );
-        tenancy.provision(s.port, &params, &a).await.unwrap();
-        assert!(tenancy.is_provisioned(s.port, &params, &a).await.unwrap());
+        tenancy.provision(&access, &a).await.unwrap();
+        assert!(tenancy.is_provisioned(&access, &a).await.unwrap());
     }
 }
 

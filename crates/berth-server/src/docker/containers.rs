@@ -119,6 +119,26 @@ impl DockerClient {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> DockerResult<bool> {
+        let mut mounts = vec![Mount {
+            target: Some(spec.data_path.clone()),
+            source: Some(spec.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        }];
+        for path in self.image_declared_volumes(&spec.image).await? {
+            let data = spec.data_path.trim_end_matches('/');
+            if path.trim_end_matches('/') == data || path.starts_with(&format!("{data}/")) {
+                continue;
+            }
+            let name = super::resources::image_volume_name(&spec.volume, &path);
+            self.ensure_volume(&name, spec.labels.clone()).await?;
+            mounts.push(Mount {
+                target: Some(path),
+                source: Some(name),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            });
+        }
         let spec = spec.clone();
         self.with(|d| async move {
             let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
@@ -148,12 +168,7 @@ impl DockerClient {
                 exposed_ports: Some(exposed),
                 host_config: Some(HostConfig {
                     port_bindings: Some(port_bindings),
-                    mounts: Some(vec![Mount {
-                        target: Some(spec.data_path.clone()),
-                        source: Some(spec.volume.clone()),
-                        typ: Some(MountType::VOLUME),
-                        ..Default::default()
-                    }]),
+                    mounts: Some(mounts),
                     restart_policy: Some(RestartPolicy {
                         name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                         maximum_retry_count: None,
@@ -180,6 +195,22 @@ impl DockerClient {
                 Ok(_) => Ok(true),
                 Err(e) => match DockerError::from(e) {
                     DockerError::Conflict(_) => Ok(false),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
+    /// The paths `image` declares with `VOLUME` (empty if the image is not present: creating
+    /// the container will then fail with Docker's own message).
+    async fn image_declared_volumes(&self, image: &str) -> DockerResult<Vec<String>> {
+        let image = image.to_string();
+        self.with(|d| async move {
+            match d.inspect_image(&image).await {
+                Ok(inspected) => Ok(inspected.config.and_then(|c| c.volumes).unwrap_or_default()),
+                Err(e) => match DockerError::from(e) {
+                    DockerError::NotFound(_) => Ok(Vec::new()),
                     other => Err(other),
                 },
             }

@@ -3,6 +3,7 @@
 //! the engine is down, and recovers by itself when it comes back.
 
 mod containers;
+mod exec;
 mod files;
 mod images;
 mod resources;
@@ -14,6 +15,7 @@ use bollard::Docker;
 use thiserror::Error;
 
 pub use containers::{ContainerInfo, ContainerSpec, ManagedContainer};
+pub use exec::ExecOutput;
 pub use files::ContainerFile;
 pub use images::BuildProgress;
 

@@ -52,8 +52,23 @@ pub trait Engine: Send + Sync + 'static {
     /// The parameter table from the seed.
     fn params(&self) -> &'static [ParamSpec];
 
-    /// Berth's own image, the default `docker_image`.
-    fn image_recipe(&self) -> ImageRecipe;
+    /// Berth's own image for this type, built locally by `berth images build`; `None` for an
+    /// engine that only runs images from elsewhere.
+    fn image_recipe(&self) -> Option<ImageRecipe>;
+
+    /// The `docker_image` a create gets when it names none (the configuration's `[images]`
+    /// can override it): Berth's own image where there is one.
+    fn default_image(&self) -> String {
+        self.image_recipe()
+            .map(|r| r.reference())
+            .unwrap_or_default()
+    }
+
+    /// What a user must know about running `image` for this type, shown on create and on the
+    /// service view: a test stand-in that is not the real server, say. `None` for most.
+    fn image_notice(&self, _image: &str) -> Option<String> {
+        None
+    }
 
     /// Container ports and the parameter holding the host port each is published on.
     fn ports(&self) -> &'static [(u16, &'static str)];
@@ -94,6 +109,20 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// Whether data written by major version `from` can be served by an image of major
+    /// `to` after a plain image swap on the same volume. `Err` says why not and what to do
+    /// instead. The default allows only the same major (PostgreSQL's rule); an engine whose
+    /// data files load forward (Redis RDB) says so.
+    fn check_major_change(&self, from: u32, to: u32) -> Result<(), String> {
+        if from == to {
+            return Ok(());
+        }
+        Err(format!(
+            "the data was written by major version {from}; an image swap to major version {to} cannot change \
+             major versions (dump and restore into a new service instead)"
+        ))
+    }
+
     /// Temps' `connection_info`: where the service answers on the Docker network, as a URL
     /// with the password masked (`postgres://postgres:***@host:5432/postgres`). Never a secret.
     fn connection_info(&self, _host: &str, _params: &Parameters) -> Option<String> {
@@ -106,6 +135,7 @@ pub trait Engine: Send + Sync + 'static {
     }
 }
 
+/// The registry: one line per engine.
 static ENGINES: &[&dyn Engine] = &[&postgres::Postgres, &redis::Redis];
 
 /// All engines, in display order.

@@ -5,6 +5,9 @@
 
 use async_trait::async_trait;
 use berth_core::Parameters;
+use berth_core::names::NameStyle;
+
+use crate::docker::{ContainerFile, DockerClient, ExecOutput};
 
 /// How an engine's tenants are told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +36,65 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// A running service as its tenancy sees it: the published port on 127.0.0.1 for admin
+/// clients that speak the server's protocol, the parameters (secrets included), and the
+/// container, for what can only be done inside it (a key file, a tool shipped in the image).
+pub struct ServiceAccess<'a> {
+    pub host_port: u16,
+    pub params: &'a Parameters,
+    pub container: &'a str,
+    docker: &'a DockerClient,
+}
+
+impl<'a> ServiceAccess<'a> {
+    pub fn new(
+        docker: &'a DockerClient,
+        container: &'a str,
+        host_port: u16,
+        params: &'a Parameters,
+    ) -> Self {
+        Self {
+            host_port,
+            params,
+            container,
+            docker,
+        }
+    }
+
+    /// Runs `argv` in the container (no shell); secrets go through `stdin`, never argv.
+    pub async fn exec(
+        &self,
+        argv: &[&str],
+        user: Option<&str>,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<ExecOutput, String> {
+        self.docker
+            .exec(self.container, argv, user, stdin)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes files into the container (owned by root; see [`ContainerFile`]).
+    pub async fn write_files(&self, files: &[ContainerFile]) -> Result<(), String> {
+        self.docker
+            .write_files(self.container, files)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[async_trait]
 pub trait Tenancy: Send + Sync {
     fn allocation(&self) -> Allocation;
 
+    /// The alphabet of tenant names: identifiers (`web_shop_production`) unless the server
+    /// needs DNS labels (S3 buckets: `web-shop-production`).
+    fn name_style(&self) -> NameStyle {
+        NameStyle::Identifier
+    }
+
     /// How many numbered resources the running server offers (Redis `databases`).
-    async fn capacity(&self, _host_port: u16, _params: &Parameters) -> Result<i64, String> {
+    async fn capacity(&self, _service: &ServiceAccess<'_>) -> Result<i64, String> {
         Ok(i64::MAX)
     }
 
@@ -46,8 +102,7 @@ pub trait Tenancy: Send + Sync {
     /// on every link, re-link and new environment, it converges to the recorded credentials.
     async fn provision(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<(), String>;
 
@@ -55,28 +110,22 @@ pub trait Tenancy: Send + Sync {
     /// reconciler re-provisions a live tenant that went missing, e.g. after a restore).
     async fn is_provisioned(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<bool, String>;
 
     /// Turns the tenant's login off and ends its open sessions; its data stays. Used when its
     /// project or environment is deleted and on `unlink?revoke=true`. Idempotent; `provision`
     /// turns the login back on with the same credentials.
-    async fn revoke(
-        &self,
-        host_port: u16,
-        params: &Parameters,
-        tenant: &Credentials,
-    ) -> Result<(), String>;
+    async fn revoke(&self, service: &ServiceAccess<'_>, tenant: &Credentials)
+    -> Result<(), String>;
 
     /// Names already used in the server that a new tenant must not take: databases and roles
     /// Berth did not create (the admin's own, templates, anything made by hand). Named
     /// engines only; tenants recorded by Berth are avoided by the planner anyway.
     async fn names_in_use(
         &self,
-        _host_port: u16,
-        _params: &Parameters,
+        _service: &ServiceAccess<'_>,
     ) -> Result<std::collections::HashSet<String>, String> {
         Ok(Default::default())
     }

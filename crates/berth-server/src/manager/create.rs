@@ -2,6 +2,7 @@
 //! container -> start -> readiness. Any failure undoes everything, so a failed create leaves
 //! neither a row nor a container nor a volume.
 
+use berth_core::params::DOCKER_IMAGE;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -69,11 +70,11 @@ impl ServiceManager {
             .map_err(|e| ManagerError::BadRequest(format!("invalid service name: {e}")))?;
         let mut params = params::validate_create(engine.params(), &request.parameters)?;
         if let Some(version) = &request.version {
-            let image = self.image_for_version(engine, version, params.get("docker_image"))?;
-            params.insert("docker_image".to_string(), image);
+            let image = self.image_for_version(engine, version, params.get(DOCKER_IMAGE))?;
+            params.insert(DOCKER_IMAGE.to_string(), image);
         }
         params
-            .entry("docker_image".to_string())
+            .entry(DOCKER_IMAGE.to_string())
             .or_insert_with(|| self.default_image(engine));
 
         let (service, operation) = {
@@ -151,10 +152,7 @@ impl ServiceManager {
     /// the (configured) default image, then of Berth's own image when that differs.
     pub fn available_versions(&self, engine: &dyn Engine) -> Vec<(u32, String)> {
         let mut out: Vec<(u32, String)> = Vec::new();
-        for image in [
-            self.default_image(engine),
-            engine.image_recipe().reference(),
-        ] {
+        for image in [self.default_image(engine), engine.default_image()] {
             if let Some(major) = params::image_major(&image)
                 && !out.iter().any(|(m, _)| *m == major)
             {
@@ -253,7 +251,9 @@ impl ServiceManager {
     /// Removes whatever a create made: container, volume, row. Idempotent.
     pub async fn undo_create(&self, service: &Service) -> ManagerResult<()> {
         self.remove_own_container(service).await?;
-        self.docker.remove_volume(&service.volume_name).await?;
+        self.docker
+            .remove_service_volumes(&service.volume_name)
+            .await?;
         self.store.delete_service(service.id).await?;
         Ok(())
     }

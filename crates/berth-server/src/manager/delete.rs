@@ -80,7 +80,9 @@ impl ServiceManager {
         crate::crashpoint::hit("delete.after_container");
         if !keep_data {
             self.step(op_id, "removing volume").await;
-            self.docker.remove_volume(&service.volume_name).await?;
+            self.docker
+                .remove_service_volumes(&service.volume_name)
+                .await?;
         }
         self.store.delete_service(service.id).await?;
         Ok(())

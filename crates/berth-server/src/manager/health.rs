@@ -1,5 +1,6 @@
 //! Health: the container's state plus a real client round-trip, with its latency.
 
+use berth_core::params::DOCKER_IMAGE;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -106,23 +107,33 @@ impl ServiceManager {
     /// Warnings for the service view and the detailed health: a missing data volume, and
     /// whatever the engine reports about the running server's data.
     pub async fn warnings(&self, service: &Service) -> Vec<String> {
-        if service.status == super::volume::DATA_MISSING {
-            return vec![data_missing_message(service)];
-        }
-        if service.status != "running" {
-            return Vec::new();
-        }
         let Ok(engine) = Self::engine_for(service) else {
             return Vec::new();
         };
-        let Ok(port) = Self::host_port(engine, service) else {
-            return Vec::new();
-        };
-        engine
-            .data_warnings(port, &service.all_parameters())
-            .await
+        // What the image is (a test stand-in...) matters whatever the service's state.
+        let mut out: Vec<String> = service
+            .parameters
+            .get(DOCKER_IMAGE)
+            .and_then(|image| engine.image_notice(image))
             .into_iter()
-            .map(|w| redact(&w, service))
-            .collect()
+            .collect();
+        if service.status == super::volume::DATA_MISSING {
+            out.push(data_missing_message(service));
+            return out;
+        }
+        if service.status != "running" {
+            return out;
+        }
+        let Ok(port) = Self::host_port(engine, service) else {
+            return out;
+        };
+        out.extend(
+            engine
+                .data_warnings(port, &service.all_parameters())
+                .await
+                .into_iter()
+                .map(|w| redact(&w, service)),
+        );
+        out
     }
 }

@@ -3,15 +3,16 @@
 //! the project's deployments get that tenant's variables. Unlinking only stops the injection:
 //! tenants stay, so re-linking finds the same databases and credentials.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use berth_core::{mask, names, secrets};
+use berth_core::names::NameStyle;
+use berth_core::{Parameters, mask, names, secrets};
 use serde::Serialize;
 
 use super::{ManagerError, ManagerResult, ServiceManager};
 use crate::engines::Engine;
-use crate::engines::tenancy::{Address, Allocation, Credentials, Tenancy};
+use crate::engines::tenancy::{Address, Allocation, Credentials, ServiceAccess, Tenancy};
 use crate::store::{self, Environment, NewTenant, Project, Service, Tenant};
 
 /// Length of generated tenant passwords.
@@ -119,6 +120,7 @@ impl ServiceManager {
                 project.slug, service.service_type, other.service_id
             )));
         }
+        self.refuse_variable_clash(&service, &project).await?;
         if service.status != "running" {
             return Err(ManagerError::Conflict(format!(
                 "service {:?} is {}; start it before linking (linking creates the project's database inside the running server)",
@@ -226,8 +228,9 @@ impl ServiceManager {
             self.store.mark_tenant_revoked(tenant.id).await?;
             let enforced = if service.status == "running" {
                 let port = Self::host_port(engine, service)?;
+                let params = service.all_parameters();
                 tenancy
-                    .revoke(port, &service.all_parameters(), &credentials(tenant))
+                    .revoke(&self.access(service, port, &params), &credentials(tenant))
                     .await
                     .map_err(|e| {
                         ManagerError::Internal(format!(
@@ -251,6 +254,16 @@ impl ServiceManager {
         Ok(out)
     }
 
+    /// What an engine's tenancy may use of a running service.
+    fn access<'a>(
+        &'a self,
+        service: &'a Service,
+        host_port: u16,
+        params: &'a Parameters,
+    ) -> ServiceAccess<'a> {
+        ServiceAccess::new(&self.docker, &service.container_name, host_port, params)
+    }
+
     /// Level-triggered repair of a running service's tenants: a live tenant whose login or
     /// resources are missing (a restore, a hand-made change) is provisioned again with its
     /// stored credentials; a revoked tenant whose login works again is turned off again.
@@ -260,6 +273,7 @@ impl ServiceManager {
         };
         let port = Self::host_port(engine, service)?;
         let params = service.all_parameters();
+        let access = self.access(service, port, &params);
         for tenant in self.store.service_tenants(service.id).await? {
             let creds = credentials(&tenant);
             let fail = |what: &str, e: String| {
@@ -272,19 +286,19 @@ impl ServiceManager {
                 // Revoke is idempotent and cheap when the login is already off; asking
                 // is_provisioned first would miss a login turned back on with other rules.
                 tenancy
-                    .revoke(port, &params, &creds)
+                    .revoke(&access, &creds)
                     .await
                     .map_err(|e| fail("revoking", e))?;
                 continue;
             }
             let live = tenancy
-                .is_provisioned(port, &params, &creds)
+                .is_provisioned(&access, &creds)
                 .await
                 .map_err(|e| fail("checking", e))?;
             if !live {
                 tracing::warn!(service_id = service.id, tenant = %tenant.username, "tenant missing in the server; provisioning it again");
                 tenancy
-                    .provision(port, &params, &creds)
+                    .provision(&access, &creds)
                     .await
                     .map_err(|e| fail("provisioning", e))?;
                 self.store.mark_tenant_provisioned(tenant.id).await?;
@@ -358,6 +372,7 @@ impl ServiceManager {
         let (engine, tenancy) = Self::tenancy_of(service)?;
         let port = Self::host_port(engine, service)?;
         let params = service.all_parameters();
+        let access = self.access(service, port, &params);
         let lock = self.link_lock(service.id);
         let _guard = lock.lock().await;
         let existing = self.store.service_tenants(service.id).await?;
@@ -372,19 +387,14 @@ impl ServiceManager {
             .collect();
         if !missing.is_empty() {
             let capacity = match tenancy.allocation() {
-                Allocation::Numbered { .. } => {
-                    tenancy.capacity(port, &params).await.map_err(|e| {
-                        ManagerError::Conflict(format!(
-                            "cannot read {}'s capacity: {e}",
-                            service.name
-                        ))
-                    })?
-                }
+                Allocation::Numbered { .. } => tenancy.capacity(&access).await.map_err(|e| {
+                    ManagerError::Conflict(format!("cannot read {}'s capacity: {e}", service.name))
+                })?,
                 Allocation::Named => i64::MAX,
             };
             // Names the server already uses (the admin's, templates, anything made by hand) and
             // the engine's reserved ones are never given to a tenant: never adopt, never alter.
-            let in_use = tenancy.names_in_use(port, &params).await.map_err(|e| {
+            let in_use = tenancy.names_in_use(&access).await.map_err(|e| {
                 ManagerError::Conflict(format!(
                     "cannot list the names in use in {}: {e}",
                     service.name
@@ -392,6 +402,7 @@ impl ServiceManager {
             })?;
             let plan = plan_tenants(
                 tenancy.allocation(),
+                tenancy.name_style(),
                 capacity,
                 project,
                 &missing,
@@ -425,7 +436,7 @@ impl ServiceManager {
                 continue;
             }
             tenancy
-                .provision(port, &params, &credentials(&tenant))
+                .provision(&access, &credentials(&tenant))
                 .await
                 .map_err(|e| {
                     // Refusals (a name taken by something Berth did not create) are the
@@ -626,6 +637,53 @@ impl ServiceManager {
             .collect())
     }
 
+    /// The variable names a service injects (the same for every tenant).
+    fn variable_names(&self, service: &Service) -> ManagerResult<BTreeSet<String>> {
+        let (engine, tenancy) = Self::tenancy_of(service)?;
+        let params = service.all_parameters();
+        let address = Self::address(engine, service, AddressKind::Network)?;
+        Ok(tenancy
+            .env(&params, &address, &tenancy.admin_credentials(&params))
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Refuses a link whose variables would overwrite those of a service already linked to the
+    /// project: a deployment gets one value per name, and silently losing one service's
+    /// credentials to another's is worse than saying so.
+    async fn refuse_variable_clash(
+        &self,
+        service: &Service,
+        project: &Project,
+    ) -> ManagerResult<()> {
+        let names = self.variable_names(service)?;
+        for link in self.store.links_of_project(project.id).await? {
+            if link.service_id == service.id {
+                continue;
+            }
+            let Some(other) = self.store.service(link.service_id).await? else {
+                continue;
+            };
+            let clash: Vec<String> = self
+                .variable_names(&other)?
+                .intersection(&names)
+                .cloned()
+                .collect();
+            if !clash.is_empty() {
+                return Err(ManagerError::Conflict(format!(
+                    "{} and the already linked {} would both set {} in project {}; unlink {} first",
+                    service.name,
+                    other.name,
+                    clash.join(", "),
+                    project.slug,
+                    other.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Names of projects linked to a service (for delete's refusal and force note).
     pub async fn linked_project_slugs(&self, service_id: i64) -> ManagerResult<Vec<String>> {
         let mut out = Vec::new();
@@ -671,6 +729,7 @@ struct PlannedTenant {
 #[allow(clippy::too_many_arguments)]
 fn plan_tenants(
     allocation: Allocation,
+    style: NameStyle,
     capacity: i64,
     project: &Project,
     missing: &[&Environment],
@@ -704,10 +763,10 @@ fn plan_tenants(
     };
     let mut plan = Vec::new();
     for env in missing {
-        let mut base = names::tenant_name(&project.slug, &env.slug);
+        let mut base = names::tenant_name(style, &project.slug, &env.slug);
         if reserved(&base) {
             // A suffix would keep the reserved prefix: prefix instead.
-            base = names::tenant_name("t", &base);
+            base = names::tenant_name(style, "t", &base);
         }
         let mut name = base.clone();
         let mut attempt = 0u32;
@@ -725,7 +784,7 @@ fn plan_tenants(
             if attempt > 0 {
                 seed.push_str(&format!(" attempt {attempt}"));
             }
-            name = names::with_hash_suffix(&base, &seed);
+            name = names::with_hash_suffix(style, &base, &seed);
             attempt += 1;
         }
         names_taken.insert(name.clone());
@@ -784,6 +843,7 @@ mod tests {
         let existing = [tenant("a_b_c", None)];
         let plan = plan_tenants(
             Allocation::Named,
+            NameStyle::Identifier,
             i64::MAX,
             &p,
             &envs,
@@ -797,6 +857,7 @@ mod tests {
         assert!(plan[0].name.starts_with("a_b_c_"));
         let again = plan_tenants(
             Allocation::Named,
+            NameStyle::Identifier,
             i64::MAX,
             &p,
             &envs,
@@ -819,6 +880,7 @@ mod tests {
             let reserved = |n: &str| n.starts_with("pg_");
             plan_tenants(
                 Allocation::Named,
+                NameStyle::Identifier,
                 i64::MAX,
                 &p,
                 &envs,
@@ -832,8 +894,11 @@ mod tests {
             .name
         };
         assert_eq!(plan_for("postgres", &none), "postgres_production");
-        let first_suffix =
-            names::with_hash_suffix("postgres_production", "project 3 environment 9");
+        let first_suffix = names::with_hash_suffix(
+            NameStyle::Identifier,
+            "postgres_production",
+            "project 3 environment 9",
+        );
         // In use in the server: the first suffix, as for a tenant collision.
         let in_use = |n: &str| n == "postgres_production";
         assert_eq!(plan_for("postgres", &in_use), first_suffix);
@@ -856,6 +921,7 @@ mod tests {
         let existing = [tenant("other_1", Some(1)), tenant("other_3", Some(3))];
         let plan = plan_tenants(
             Allocation::Numbered { first: 1 },
+            NameStyle::Identifier,
             16,
             &p,
             &envs,
@@ -871,6 +937,7 @@ mod tests {
         );
         let full = plan_tenants(
             Allocation::Numbered { first: 1 },
+            NameStyle::Identifier,
             4,
             &p,
             &envs,

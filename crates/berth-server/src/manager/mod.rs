@@ -16,6 +16,7 @@ mod reconfigure;
 mod recreate;
 mod volume;
 
+use berth_core::params::DOCKER_IMAGE;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -174,14 +175,14 @@ impl ServiceManager {
             .images
             .get(engine.service_type())
             .cloned()
-            .unwrap_or_else(|| engine.image_recipe().reference())
+            .unwrap_or_else(|| engine.default_image())
     }
 
     /// The engine version a service's image carries (`"15"`): from its tag, else from the
     /// image's version variable (`PG_MAJOR`) when the image is present; `None` if unknown.
     pub async fn image_version(&self, service: &Service) -> Option<String> {
         let engine = engines::engine(&service.service_type)?;
-        let image = service.parameters.get("docker_image")?;
+        let image = service.parameters.get(DOCKER_IMAGE)?;
         if let Some(major) = engines::image_major(engine, image, None) {
             return Some(major.to_string());
         }
@@ -362,7 +363,7 @@ pub fn container_spec(
     ]);
     ContainerSpec {
         name: service.container_name.clone(),
-        image: params.get("docker_image").cloned().unwrap_or_default(),
+        image: params.get(DOCKER_IMAGE).cloned().unwrap_or_default(),
         env: engine.container_env(params),
         cmd: engine.container_cmd(params),
         labels,

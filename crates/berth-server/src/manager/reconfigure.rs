@@ -2,6 +2,7 @@
 //! parameters on the same volume. The previous parameters are recorded in the operation first;
 //! if the new container does not become ready, the old one is restored.
 
+use berth_core::params::DOCKER_IMAGE;
 use std::sync::Arc;
 
 use berth_core::{Parameters, params};
@@ -31,7 +32,7 @@ impl ServiceManager {
     ) -> ManagerResult<Started> {
         let service = self.service(id).await?;
         let engine = Self::engine_for(&service)?;
-        let changes = Parameters::from([("docker_image".to_string(), docker_image)]);
+        let changes = Parameters::from([(DOCKER_IMAGE.to_string(), docker_image)]);
         params::validate_update(engine.params(), &changes)?;
         self.reconfigure(service, engine, changes, OpKind::Upgrade)
             .await
@@ -48,9 +49,9 @@ impl ServiceManager {
         let previous = service.parameters.clone();
         let mut target = previous.clone();
         target.extend(changes.clone());
-        if let Some(image) = changes.get("docker_image") {
+        if let Some(image) = changes.get(DOCKER_IMAGE) {
             // Fast check with what is known now; repeated after the image is present.
-            let current = previous.get("docker_image").cloned().unwrap_or_default();
+            let current = previous.get(DOCKER_IMAGE).cloned().unwrap_or_default();
             self.check_major(engine, &current, image).await?;
         }
         let operation = {
@@ -123,13 +124,10 @@ impl ServiceManager {
         let target_env = self.docker.image_env(target).await?;
         let from = engines::image_major(engine, current, current_env.as_deref());
         let to = engines::image_major(engine, target, target_env.as_deref());
-        if let (Some(from), Some(to)) = (from, to)
-            && from != to
-        {
-            return Err(ManagerError::BadRequest(format!(
-                "{target} is major version {to} but the data was written by major version {from}; \
-                 an image swap cannot change major versions (dump and restore into a new service instead)"
-            )));
+        if let (Some(from), Some(to)) = (from, to) {
+            engine.check_major_change(from, to).map_err(|why| {
+                ManagerError::BadRequest(format!("{target} is major version {to}: {why}"))
+            })?;
         }
         Ok(())
     }
@@ -147,7 +145,7 @@ impl ServiceManager {
             .await;
         self.images.ensure(&spec.image, &|_| {}).await?;
         if let Some(previous) = previous {
-            let current = previous.get("docker_image").cloned().unwrap_or_default();
+            let current = previous.get(DOCKER_IMAGE).cloned().unwrap_or_default();
             self.check_major(engine, &current, &spec.image).await?;
         }
         self.step(op_id, "stopping the old container").await;

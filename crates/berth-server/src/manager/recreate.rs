@@ -62,7 +62,9 @@ impl ServiceManager {
             self.step(op_id, "discarding the old container and volume")
                 .await;
             self.remove_own_container(&service).await?;
-            self.docker.remove_volume(&service.volume_name).await?;
+            self.docker
+                .remove_service_volumes(&service.volume_name)
+                .await?;
             self.docker
                 .ensure_volume(
                     &service.volume_name,

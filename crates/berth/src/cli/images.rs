@@ -47,8 +47,9 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
                     engines::service_types().join(", ")
                 );
             }
-            for (i, engine) in selected.iter().enumerate() {
-                let recipe = engine.image_recipe();
+            // Engines without an image of Berth's own have nothing to build.
+            let recipes: Vec<_> = selected.iter().filter_map(|e| e.image_recipe()).collect();
+            for (i, recipe) in recipes.iter().enumerate() {
                 let spinner = ProgressBar::new_spinner();
                 spinner.set_style(
                     ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
@@ -58,14 +59,14 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
                     "{} ({}/{})",
                     recipe.reference(),
                     i + 1,
-                    selected.len()
+                    recipes.len()
                 ));
                 let started = Instant::now();
                 let progress = {
                     let spinner = spinner.clone();
                     move |line: &str| spinner.set_message(line.to_string())
                 };
-                builder.build(&recipe, force && i == 0, &progress).await?;
+                builder.build(recipe, force && i == 0, &progress).await?;
                 spinner.finish_and_clear();
                 eprintln!(
                     "{} ready ({:.1}s)",
@@ -77,7 +78,14 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
         }
         ImagesCommand::List => {
             for engine in engines::registry() {
-                let recipe = engine.image_recipe();
+                let Some(recipe) = engine.image_recipe() else {
+                    println!(
+                        "{}\t{}\tnot built by Berth",
+                        engine.service_type(),
+                        engine.default_image()
+                    );
+                    continue;
+                };
                 let labels = docker.image_labels(&recipe.reference()).await?;
                 let state = match labels {
                     None => "missing",

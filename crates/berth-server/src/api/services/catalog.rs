@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use berth_core::params::DOCKER_IMAGE;
 use serde::Serialize;
 
 use crate::api::AppState;
@@ -29,7 +30,7 @@ pub fn parameter_schema(state: &AppState, engine: &dyn Engine) -> serde_json::Va
         engine.params(),
     );
     let default_image = state.manager.default_image(engine);
-    if let Some(image) = schema["properties"].get_mut("docker_image")
+    if let Some(image) = schema["properties"].get_mut(DOCKER_IMAGE)
         && let Some(image) = image.as_object_mut()
     {
         image.insert("default".into(), default_image.into());

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use berth_core::Parameters;
+use berth_core::params::DOCKER_IMAGE;
 use serde::{Deserialize, Serialize};
 
 use super::{AcceptedResponse, DeleteNote, ServiceView, respond};
@@ -184,14 +185,14 @@ impl UpdateRequest {
     fn into_parameters(self) -> ApiResult<Parameters> {
         let mut parameters = self.parameters;
         if let Some(image) = self.docker_image {
-            match parameters.get("docker_image") {
+            match parameters.get(DOCKER_IMAGE) {
                 Some(other) if *other != image => {
                     return Err(ApiError::bad_request(format!(
                         "docker_image {image:?} and parameters.docker_image {other:?} disagree; give one"
                     )));
                 }
                 _ => {
-                    parameters.insert("docker_image".into(), image);
+                    parameters.insert(DOCKER_IMAGE.into(), image);
                 }
             }
         }

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_core::Parameters;
 use berth_core::mask::MASK;
+use berth_core::params::DOCKER_IMAGE;
 use serde::Serialize;
 
 use super::AppState;
@@ -72,11 +73,16 @@ impl ServiceView {
         // Public parameters only: neither field may ever carry a secret.
         let all = &service.parameters;
         let version = engine.and_then(|engine| {
-            let image = all.get("docker_image")?;
+            let image = all.get(DOCKER_IMAGE)?;
             Some(engines::image_major(engine, image, None)?.to_string())
         });
         let connection_info =
             engine.and_then(|engine| engine.connection_info(&service.container_name, all));
+        let warnings = engine
+            .zip(all.get(DOCKER_IMAGE))
+            .and_then(|(engine, image)| engine.image_notice(image))
+            .into_iter()
+            .collect();
         Self {
             id: service.id,
             name: service.name.clone(),
@@ -91,7 +97,7 @@ impl ServiceView {
             volume_name: service.volume_name.clone(),
             created_at: service.created_at.clone(),
             updated_at: service.updated_at.clone(),
-            warnings: Vec::new(),
+            warnings,
         }
     }
 

@@ -156,8 +156,8 @@ impl Engine for Postgres {
         PARAMS
     }
 
-    fn image_recipe(&self) -> ImageRecipe {
-        ImageRecipe {
+    fn image_recipe(&self) -> Option<ImageRecipe> {
+        Some(ImageRecipe {
             repository: "berth/postgres",
             tag: "15",
             files: &[
@@ -170,7 +170,7 @@ impl Engine for Postgres {
                     include_str!("../../../../../images/postgres/docker-entrypoint.sh"),
                 ),
             ],
-        }
+        })
     }
 
     fn ports(&self) -> &'static [(u16, &'static str)] {

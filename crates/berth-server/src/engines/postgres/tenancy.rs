@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use berth_core::{Parameters, scram};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-use super::super::tenancy::{Address, Allocation, Credentials, Tenancy, url_encode};
+use super::super::tenancy::{Address, Allocation, Credentials, ServiceAccess, Tenancy, url_encode};
 use super::{Postgres, admin_connection, get, tenant_connection_limit};
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -297,10 +297,10 @@ impl Tenancy for Postgres {
     /// changing anything, a role or database of that name that Berth did not create.
     async fn provision(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<(), String> {
+        let (host_port, params) = (service.host_port, service.params);
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
             .await
             .map_err(|e| format!("connecting as the admin user: {e}"))?;
@@ -314,10 +314,10 @@ impl Tenancy for Postgres {
     /// it. A revoked tenant (NOLOGIN) is not provisioned.
     async fn is_provisioned(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<bool, String> {
+        let (host_port, params) = (service.host_port, service.params);
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
         // pg_authid (superuser only; the admin is one) holds the verifier to check the password.
         let found: Option<(Option<String>, i32)> = sqlx::query_as(
@@ -342,10 +342,10 @@ impl Tenancy for Postgres {
     /// of that name Berth did not create is refused, not altered.
     async fn revoke(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<(), String> {
+        let (host_port, params) = (service.host_port, service.params);
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
         let result = async {
             refuse_system_names(params, tenant)?;
@@ -385,11 +385,8 @@ impl Tenancy for Postgres {
 
     /// Every database and role name on the server (Berth's own tenants included: a name with
     /// no recorded tenant may still hold another project's data).
-    async fn names_in_use(
-        &self,
-        host_port: u16,
-        params: &Parameters,
-    ) -> Result<HashSet<String>, String> {
+    async fn names_in_use(&self, service: &ServiceAccess<'_>) -> Result<HashSet<String>, String> {
+        let (host_port, params) = (service.host_port, service.params);
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT).await?;
         let names: Vec<String> = sqlx::query_scalar(
             "SELECT datname::text FROM pg_database UNION SELECT rolname::text FROM pg_roles",

@@ -123,8 +123,8 @@ impl Engine for Redis {
         PARAMS
     }
 
-    fn image_recipe(&self) -> ImageRecipe {
-        ImageRecipe {
+    fn image_recipe(&self) -> Option<ImageRecipe> {
+        Some(ImageRecipe {
             repository: "berth/redis",
             tag: "7",
             files: &[
@@ -137,7 +137,7 @@ impl Engine for Redis {
                     include_str!("../../../../../images/redis/docker-entrypoint.sh"),
                 ),
             ],
-        }
+        })
     }
 
     fn ports(&self) -> &'static [(u16, &'static str)] {

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use berth_core::Parameters;
 use redis::Value;
 
-use super::super::tenancy::{Address, Allocation, Credentials, Tenancy, url_encode};
+use super::super::tenancy::{Address, Allocation, Credentials, ServiceAccess, Tenancy, url_encode};
 use super::{Redis, admin_connection, password};
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -309,7 +309,8 @@ impl Tenancy for Redis {
         }
     }
 
-    async fn capacity(&self, host_port: u16, params: &Parameters) -> Result<i64, String> {
+    async fn capacity(&self, service: &ServiceAccess<'_>) -> Result<i64, String> {
+        let (host_port, params) = (service.host_port, service.params);
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
             .await
             .map_err(|e| format!("connecting as the admin user: {e}"))?;
@@ -327,10 +328,10 @@ impl Tenancy for Redis {
 
     async fn provision(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<(), String> {
+        let (host_port, params) = (service.host_port, service.params);
         let db = tenant
             .resource_number
             .ok_or_else(|| "a Redis tenant needs a database number".to_string())?;
@@ -360,10 +361,10 @@ impl Tenancy for Redis {
     /// commands (`ACL DRYRUN`), so a user with outdated rules is provisioned again.
     async fn is_provisioned(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<bool, String> {
+        let (host_port, params) = (service.host_port, service.params);
         let db = tenant
             .resource_number
             .ok_or_else(|| "a Redis tenant needs a database number".to_string())?;
@@ -421,10 +422,10 @@ impl Tenancy for Redis {
     /// nothing to do, so it can be enforced on every reconcile pass.
     async fn revoke(
         &self,
-        host_port: u16,
-        params: &Parameters,
+        service: &ServiceAccess<'_>,
         tenant: &Credentials,
     ) -> Result<(), String> {
+        let (host_port, params) = (service.host_port, service.params);
         let mut conn = admin_connection(host_port, params, ADMIN_TIMEOUT)
             .await
             .map_err(|e| format!("connecting as the admin user: {e}"))?;
