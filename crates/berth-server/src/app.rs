@@ -15,7 +15,7 @@ use crate::config::ServerConfig;
 use crate::docker::DockerClient;
 use crate::manager::ServiceManager;
 use crate::reconciler::Reconciler;
-use crate::store::Store;
+use crate::store::{Scope, Store};
 
 /// Name of the file the first admin token is written to, inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -125,8 +125,9 @@ async fn bootstrap_admin_token(store: &Store, data_dir: &Path) -> anyhow::Result
     let _ = std::fs::remove_file(&path);
     write_private(&path, format!("{token}\n").as_bytes())?;
     store
-        .insert_token("admin", &secrets::hash_token(&token))
-        .await?;
+        .insert_token("admin", &secrets::hash_token(&token), Scope::Admin)
+        .await?
+        .context("the admin token was not stored")?;
     eprintln!("berth: admin API token written to {}", path.display());
     Ok(())
 }

@@ -44,6 +44,17 @@ fn every_route_documents_auth_and_problem_errors() {
                 responses.contains_key("401"),
                 "{method} {path} documents 401"
             );
+            assert!(
+                responses.contains_key("403"),
+                "{method} {path} documents 403 (a scope that does not allow it)"
+            );
+            let scopes = op["x-token-scopes"].as_array().unwrap_or_else(|| {
+                panic!("{method} {path} lists the token scopes that may call it")
+            });
+            assert_eq!(
+                scopes[0], "admin",
+                "{method} {path}: admin may call every route"
+            );
             for (code, response) in responses {
                 if code.starts_with('4') || code.starts_with('5') {
                     assert!(

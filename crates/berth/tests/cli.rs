@@ -236,3 +236,106 @@ async fn cli_reads_service_details_types_and_links() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&slug), "{}", stdout(&out));
 }
+
+/// `berth token create --read-only | --project SLUG_OR_ID`; the list shows each scope, and the
+/// tokens work as scoped from the CLI.
+#[tokio::test]
+async fn cli_creates_scoped_tokens() {
+    let berth = Berth::start().await;
+    let slug = unique("clitok");
+    let out = berth_cli(&berth, &["--json", "project", "create", &slug]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let project_id = project["id"].as_i64().unwrap();
+
+    let out = berth_cli(&berth, &["--json", "token", "create", "ro", "--read-only"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read_only: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(read_only["scope"], "read_only", "{read_only}");
+    let mut bound = Value::Null;
+    for project_arg in [slug.clone(), project_id.to_string()] {
+        let out = berth_cli(
+            &berth,
+            &[
+                "--json",
+                "token",
+                "create",
+                "deploy",
+                "--project",
+                &project_arg,
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        bound = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(bound["scope"], "project", "{bound}");
+        assert_eq!(bound["project_id"], project_id, "{bound}");
+    }
+    let out = berth_cli(
+        &berth,
+        &["token", "create", "x", "--project", "no-such-project"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = berth_cli(
+        &berth,
+        &["token", "create", "x", "--read-only", "--project", &slug],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses both: {}",
+        stderr(&out)
+    );
+
+    let out = berth_cli(&berth, &["token", "list"]);
+    let table = stdout(&out);
+    assert!(table.contains("SCOPE"), "{table}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no row {name}:\n{table}"))
+            .to_string()
+    };
+    assert!(row("ro").contains("read_only"), "{table}");
+    assert!(row("deploy").contains("project"), "{table}");
+    assert!(
+        row("deploy").contains(&format!(" {project_id} ")),
+        "{table}"
+    );
+    assert!(row("admin").contains("admin"), "{table}");
+
+    let as_read_only = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("BERTH_API_URL", berth.url(""))
+            .env("BERTH_TOKEN", read_only["token"].as_str().unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = as_read_only(&["project", "list"]);
+    assert!(
+        out.status.success(),
+        "a read-only token reads: {}",
+        stderr(&out)
+    );
+    let out = as_read_only(&["project", "create", &unique("nope")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+
+    // A project token is what a deploy of that project runs `berth env` with.
+    let as_project = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("BERTH_API_URL", berth.url(""))
+            .env("BERTH_TOKEN", bound["token"].as_str().unwrap())
+            .output()
+            .unwrap()
+    };
+    let id = project_id.to_string();
+    let out = as_project(&["env", "-p", &id, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "{}", "nothing linked yet");
+    let out = as_project(&["project", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+}

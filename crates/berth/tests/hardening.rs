@@ -12,24 +12,35 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Every (method, concrete path) in the OpenAPI document, path parameters filled in.
-async fn documented_routes(berth: &Berth) -> Vec<(Method, String)> {
+/// Every (method, path template) in the OpenAPI document.
+async fn documented_templates(berth: &Berth) -> Vec<(Method, String)> {
     let (status, doc) = berth.get("/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let mut routes = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            let concrete = path
-                .replace("{id}", "1")
-                .replace("{project_id}", "1")
-                .replace("{environment}", "production");
             routes.push((
                 Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-                concrete,
+                path.clone(),
             ));
         }
     }
     routes
+}
+
+/// Every (method, concrete path) in the OpenAPI document, path parameters filled in.
+async fn documented_routes(berth: &Berth) -> Vec<(Method, String)> {
+    documented_templates(berth)
+        .await
+        .into_iter()
+        .map(|(method, path)| {
+            let concrete = path
+                .replace("{id}", "1")
+                .replace("{project_id}", "1")
+                .replace("{environment}", "production");
+            (method, concrete)
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -94,6 +105,217 @@ async fn auth_matrix_covers_every_documented_route() {
         "auth matrix: {} routes x {} credentials = {checked} checks, 100% of documented routes",
         routes.len() + 1,
         bad_auth.len()
+    );
+}
+
+/// The routes a project token may call, for its own project only. Written out here rather than
+/// read from the server: the test states the contract, the server's policy must meet it.
+const PROJECT_TOKEN_ROUTES: &[&str] = &[
+    "GET /api/projects/{id}",
+    "GET /api/projects/{id}/environments/{environment}/variables",
+    "GET /api/external-services/projects/{project_id}",
+    "GET /api/external-services/projects/{project_id}/environment",
+    "GET /api/external-services/{id}/projects/{project_id}/environment",
+    "GET /api/external-services/{id}/projects/{project_id}/environment/{var_name}",
+];
+
+/// Real ids to fill path templates with, so an allowed call can succeed and a refused one is
+/// refused for its scope, not because the resource is missing.
+struct Fill {
+    service: i64,
+    slug: String,
+    operation: i64,
+    token: i64,
+}
+
+impl Fill {
+    /// `template` with `project` as the project id (`{project_id}`, or `{id}` under
+    /// `/api/projects`) and real ids everywhere else.
+    fn path(&self, template: &str, project: i64) -> String {
+        let id = if template.starts_with("/api/projects/") {
+            project
+        } else if template.starts_with("/api/operations/") {
+            self.operation
+        } else if template.starts_with("/api/tokens/") {
+            self.token
+        } else {
+            self.service
+        };
+        let path = template
+            .replace("{id}", &id.to_string())
+            .replace("{project_id}", &project.to_string())
+            .replace("{environment}", "production")
+            .replace("{var_name}", "REDIS_URL")
+            .replace("{slug}", &self.slug)
+            .replace("{service_type}", "redis");
+        assert!(!path.contains('{'), "unfilled parameter in {path}");
+        path
+    }
+}
+
+/// A refusal for the token's scope: 403 problem+json saying so.
+fn assert_forbidden(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    what: &str,
+) {
+    assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "{what}"
+    );
+    assert_eq!(body["status"], 403, "{what}: {body}");
+    assert_eq!(body["title"], "Forbidden", "{what}: {body}");
+    assert!(body["type"].is_string(), "{what}: {body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("scope"),
+        "{what}: the detail names the token's scope: {body}"
+    );
+}
+
+/// Scoped tokens over every documented route: a project token is refused (403) everywhere but
+/// the reads of its own project, and refused there for another project's id, even one that
+/// exists and is linked to the same service; a read-only token may call every GET and no
+/// other method. Refused calls change nothing.
+#[tokio::test]
+async fn scoped_tokens_matrix_covers_every_documented_route() {
+    let berth = Berth::start().await;
+    let service = berth.create("redis", &unique("scoped"), json!({})).await;
+    let service_id = service["id"].as_i64().unwrap();
+    let own = create_project(&berth, &unique("own"), &["production"]).await;
+    let other = create_project(&berth, &unique("other"), &["production"]).await;
+    for project in [own, other] {
+        let (status, body) = link_project(&berth, service_id, project).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let project_token = create_token(
+        &berth,
+        json!({"name": "deploy", "scope": "project", "project_id": own}),
+    )
+    .await;
+    assert_eq!(project_token["scope"], "project", "{project_token}");
+    assert_eq!(project_token["project_id"], own, "{project_token}");
+    let project_token = project_token["token"].as_str().unwrap().to_string();
+    let read_only = create_token(&berth, json!({"name": "audit", "scope": "read_only"})).await;
+    assert_eq!(read_only["scope"], "read_only", "{read_only}");
+    assert!(read_only["project_id"].is_null(), "{read_only}");
+    let read_only = read_only["token"].as_str().unwrap().to_string();
+    // The token `/api/tokens/{id}` names: a refused DELETE must leave it live.
+    let bystander = create_token(&berth, json!({"name": "bystander"})).await;
+    let (_, operations) = berth.get("/api/operations").await;
+    let fill = Fill {
+        service: service_id,
+        slug: service["name"].as_str().unwrap().to_string(),
+        operation: operations[0]["id"].as_i64().unwrap(),
+        token: bystander["id"].as_i64().unwrap(),
+    };
+
+    let routes = documented_templates(&berth).await;
+    let (mut refused, mut allowed, mut reads) = (0, 0, 0);
+    for (method, template) in &routes {
+        let route = format!("{method} {template}");
+        let path = fill.path(template, own);
+        let body = (method != Method::GET).then(|| json!({}));
+        let (status, headers, answer) = berth
+            .call_as(&project_token, method.clone(), &path, body.clone())
+            .await;
+        if PROJECT_TOKEN_ROUTES.contains(&route.as_str()) {
+            assert!(
+                status.is_success(),
+                "project token, {method} {path}: {status} {answer}"
+            );
+            let elsewhere = fill.path(template, other);
+            let (status, headers, answer) = berth
+                .call_as(&project_token, method.clone(), &elsewhere, None)
+                .await;
+            assert_forbidden(
+                status,
+                &headers,
+                &answer,
+                &format!("project token, {method} {elsewhere}"),
+            );
+            allowed += 1;
+        } else {
+            assert_forbidden(
+                status,
+                &headers,
+                &answer,
+                &format!("project token, {method} {path}"),
+            );
+            refused += 1;
+        }
+
+        let (status, headers, answer) =
+            berth.call_as(&read_only, method.clone(), &path, body).await;
+        if method == Method::GET {
+            assert!(
+                status.is_success(),
+                "read-only token, GET {path}: {status} {answer}"
+            );
+            reads += 1;
+        } else {
+            assert_forbidden(
+                status,
+                &headers,
+                &answer,
+                &format!("read-only token, {method} {path}"),
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        allowed,
+        PROJECT_TOKEN_ROUTES.len(),
+        "every allowed route is documented"
+    );
+    // HEAD is a read, decided as GET.
+    let http = reqwest::Client::new();
+    for (project, expected) in [(own, StatusCode::OK), (other, StatusCode::FORBIDDEN)] {
+        let head = http
+            .head(berth.url(&format!("/api/projects/{project}")))
+            .bearer_auth(&project_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), expected, "HEAD /api/projects/{project}");
+    }
+    let (status, headers, answer) = berth
+        .call_as(&project_token, Method::GET, "/api/openapi.json", None)
+        .await;
+    assert_forbidden(
+        status,
+        &headers,
+        &answer,
+        "project token, the OpenAPI document",
+    );
+
+    // Nothing a refused call named was touched.
+    let (status, after) = berth
+        .get(&format!("/api/external-services/{service_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["service"]["status"], "running", "{after}");
+    let (_, links) = berth
+        .get(&format!("/api/external-services/{service_id}/projects"))
+        .await;
+    assert_eq!(links.as_array().unwrap().len(), 2, "{links}");
+    let (_, projects) = berth.get("/api/projects").await;
+    assert_eq!(projects.as_array().unwrap().len(), 2, "{projects}");
+    let (_, tokens) = berth.get("/api/tokens").await;
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 4, "no token created: {tokens:?}");
+    assert!(
+        tokens.iter().all(|t| t["revoked_at"].is_null()),
+        "no token revoked: {tokens:?}"
+    );
+    eprintln!(
+        "scope matrix: {} routes, {allowed} allowed to the project token (and refused for \
+         another project), {refused} refusals, {reads} reads by the read-only token",
+        routes.len()
     );
 }
 

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 struct StateDb {
@@ -81,4 +82,33 @@ async fn postgres_state_backend_round_trips() {
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(berth.password(id).await, password);
     berth.delete_service(id).await;
+
+    // Scoped tokens on this backend: bound only to a project that exists, refused elsewhere,
+    // revoked with their project.
+    let project = create_project(&berth, &unique("pgproj"), &["production"]).await;
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"name": "p", "scope": "project", "project_id": project + 1000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let token = create_token(
+        &berth,
+        json!({"name": "p", "scope": "project", "project_id": project}),
+    )
+    .await;
+    let token = token["token"].as_str().unwrap();
+    let own = format!("/api/projects/{project}");
+    let (status, _, body) = berth.call_as(token, Method::GET, &own, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = berth
+        .call_as(token, Method::GET, "/api/projects", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = berth.call(Method::DELETE, &own, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _, body) = berth.call_as(token, Method::GET, &own, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }

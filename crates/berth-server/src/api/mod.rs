@@ -1,12 +1,14 @@
 //! The HTTP API, route-compatible with the seed (`/api/external-services/...`). Every `/api`
-//! route requires `Authorization: Bearer <token>`; errors are RFC 7807 problem+json. Routes
-//! are all listed here, once; handlers live one resource per module.
+//! route requires `Authorization: Bearer <token>` whose scope allows it (`policy.rs`); errors
+//! are RFC 7807 problem+json. Routes are all listed here, once; handlers live one resource per
+//! module.
 
 mod auth;
 mod extract;
 mod links;
 mod openapi;
 mod operations;
+pub mod policy;
 mod problem;
 mod projects;
 mod services;
@@ -27,6 +29,7 @@ use crate::manager::ServiceManager;
 use crate::reconciler::Reconciler;
 use crate::store::Store;
 
+pub use policy::Principal;
 pub use problem::ApiError;
 
 /// Request bodies are small JSON documents; anything larger is refused with 413.

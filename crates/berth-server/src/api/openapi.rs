@@ -29,7 +29,7 @@ use utoipa::openapi::{OpenApi, RefOr};
 )]
 pub struct ApiDoc;
 
-/// Every route requires `Authorization: Bearer <token>`.
+/// Every route requires `Authorization: Bearer <token>`, of a scope that allows it.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -37,7 +37,17 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token (`POST /api/tokens`, `berth token create`). Its scope decides \
+                         what it may call: `admin` every route, `read_only` every GET, `project` \
+                         only the reads of its own project. Each operation lists the scopes that \
+                         may call it in `x-token-scopes`; any other answers 403.",
+                    ))
+                    .build(),
+            ),
         );
         openapi.security = Some(vec![SecurityRequirement::new(
             "bearer",
@@ -54,6 +64,7 @@ pub fn finish(document: OpenApi) -> OpenApi {
     positive_ids(&mut value);
     service_types(&mut value);
     environment_names(&mut value);
+    token_scopes(&mut value);
     let links: Vec<_> = LINK_RULES
         .iter()
         .map(|rule| (rule, links_to_targets(&mut value, rule)))
@@ -133,6 +144,25 @@ fn environment_names(value: &mut Value) {
             }
         }
         environments["uniqueItems"] = json!(true);
+    }
+}
+
+/// Which token scopes may call each route, from the policy that decides it (`x-token-scopes`),
+/// and the 403 every route answers to the others (a project token naming another project
+/// included).
+fn token_scopes(value: &mut Value) {
+    for (path, method, operation) in operations(value) {
+        let method = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
+            .expect("an HTTP method");
+        operation["x-token-scopes"] = json!(super::policy::scopes_allowed(&method, path));
+        operation["responses"]["403"] = json!({
+            "description": "The token's scope does not allow this route, or this project",
+            "content": {
+                "application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}
+                }
+            }
+        });
     }
 }
 

@@ -112,6 +112,11 @@ impl ApiError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, detail)
     }
+
+    /// The token is valid but its scope does not allow the request (see `api/policy.rs`).
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
 }
 
 impl IntoResponse for ApiError {

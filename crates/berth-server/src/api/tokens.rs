@@ -1,4 +1,5 @@
-//! `/api/tokens`: create (the token is shown once), list (never the token), revoke.
+//! `/api/tokens`: create (the token is shown once, with a scope), list (never the token),
+//! revoke. Only admin tokens reach create and revoke (`api/policy.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{IdPath, JsonBody};
+use super::policy::Principal;
 use super::problem::responses as errors;
 use super::problem::{ApiError, ApiResult, Problem};
-use crate::store::ApiToken;
+use crate::store::{ApiToken, Scope, ScopeKind};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,33 @@ pub struct CreateToken {
         max_length = 100
     )]
     pub name: String,
+    /// `admin` (the default): every route. `read_only`: every GET, nothing else. `project`:
+    /// only the reads of project `project_id` (the project and its variables).
+    pub scope: Option<ScopeKind>,
+    /// The project a `project` token is bound to (required then, and it must exist); refused
+    /// with any other scope.
+    #[schema(minimum = 1)]
+    pub project_id: Option<i64>,
+}
+
+/// The scope a create asks for, checked against `project_id` (not yet against the store).
+fn requested_scope(kind: ScopeKind, project_id: Option<i64>) -> ApiResult<Scope> {
+    match (kind, project_id) {
+        (ScopeKind::Admin, None) => Ok(Scope::Admin),
+        (ScopeKind::ReadOnly, None) => Ok(Scope::ReadOnly),
+        (ScopeKind::Project, Some(id)) if id > 0 => Ok(Scope::Project(id)),
+        (ScopeKind::Project, Some(id)) => Err(no_project(id)),
+        (ScopeKind::Project, None) => Err(ApiError::bad_request(
+            "a project token needs project_id, the project it is bound to",
+        )),
+        (ScopeKind::Admin | ScopeKind::ReadOnly, Some(_)) => Err(ApiError::bad_request(
+            "project_id is only for tokens with scope `project`",
+        )),
+    }
+}
+
+fn no_project(id: i64) -> ApiError {
+    ApiError::bad_request(format!("project {id} does not exist"))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -57,12 +86,19 @@ pub async fn create(
             "token names must be 1 to 100 printable characters",
         ));
     }
+    let scope = requested_scope(body.scope.unwrap_or_default(), body.project_id)?;
     let token = secrets::generate_token();
     let info = state
         .store
-        .insert_token(name, &secrets::hash_token(&token))
-        .await?;
-    tracing::info!(token_id = info.id, "API token created");
+        .insert_token(name, &secrets::hash_token(&token), scope)
+        .await?
+        .ok_or_else(|| no_project(body.project_id.unwrap_or_default()))?;
+    tracing::info!(
+        token_id = info.id,
+        scope = info.scope.as_str(),
+        project_id = info.project_id,
+        "API token created"
+    );
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -105,10 +141,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>
 /// (revoke it with another token).
 pub async fn revoke(
     State(state): State<AppState>,
-    axum::Extension(current): axum::Extension<super::auth::AuthenticatedToken>,
+    current: Principal,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    if current.0 == id {
+    if current.token_id == id {
         return Err(ApiError::conflict(
             "this is the token authenticating the request; revoke it with another token",
         ));

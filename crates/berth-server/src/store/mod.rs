@@ -24,7 +24,7 @@ pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
 pub use services::{NewService, Service};
-pub use tokens::ApiToken;
+pub use tokens::{ApiToken, LiveToken, Scope, ScopeKind};
 
 #[derive(Debug, Error)]
 pub enum StoreError {

@@ -100,8 +100,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Deletes a project with its environments and revokes the tokens bound to it, in one
+    /// transaction: no moment where the project is gone but its tokens still work.
     pub async fn delete_project(&self, id: i64) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE project_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM environments WHERE project_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -208,6 +208,31 @@ impl Berth {
         (status, value)
     }
 
+    /// Sends a request authenticated with `token` instead of the admin token; returns status,
+    /// headers and JSON (Null when empty).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, value)
+    }
+
     /// Sends an authenticated request with extra headers; returns status, headers and JSON.
     pub async fn call_with_headers(
         &self,
@@ -433,4 +458,18 @@ pub async fn link_project(berth: &Berth, service: i64, project: i64) -> (StatusC
             Some(json!({ "project_id": project })),
         )
         .await
+}
+
+/// Creates an API token with this request body (`name`, `scope`, `project_id`); panics unless
+/// 201. Returns the created token's JSON (with `id` and the `token` itself).
+pub async fn create_token(berth: &Berth, body: Value) -> Value {
+    let (status, created) = berth
+        .call(Method::POST, "/api/tokens", Some(body.clone()))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "create token {body}: {created}"
+    );
+    created
 }
