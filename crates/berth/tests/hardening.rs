@@ -119,6 +119,15 @@ const PROJECT_TOKEN_ROUTES: &[&str] = &[
     "GET /api/external-services/{id}/projects/{project_id}/environment/{var_name}",
 ];
 
+/// The reads that answer with credentials in clear: refused to read-only tokens.
+const CREDENTIAL_ROUTES: &[&str] = &[
+    "GET /api/external-services/{id}/reveal",
+    "GET /api/projects/{id}/environments/{environment}/variables",
+    "GET /api/external-services/projects/{project_id}/environment",
+    "GET /api/external-services/{id}/projects/{project_id}/environment",
+    "GET /api/external-services/{id}/projects/{project_id}/environment/{var_name}",
+];
+
 /// Real ids to fill path templates with, so an allowed call can succeed and a refused one is
 /// refused for its scope, not because the resource is missing.
 struct Fill {
@@ -179,13 +188,14 @@ fn assert_forbidden(
 
 /// Scoped tokens over every documented route: a project token is refused (403) everywhere but
 /// the reads of its own project, and refused there for another project's id, even one that
-/// exists and is linked to the same service; a read-only token may call every GET and no
-/// other method. Refused calls change nothing.
+/// exists and is linked to the same service; a read-only token may call every GET but those
+/// showing credentials, no other method, and never sees a password. Refused calls change nothing.
 #[tokio::test]
 async fn scoped_tokens_matrix_covers_every_documented_route() {
     let berth = Berth::start().await;
     let service = berth.create("redis", &unique("scoped"), json!({})).await;
     let service_id = service["id"].as_i64().unwrap();
+    let admin_password = berth.password(service_id).await;
     let own = create_project(&berth, &unique("own"), &["production"]).await;
     let other = create_project(&berth, &unique("other"), &["production"]).await;
     for project in [own, other] {
@@ -251,10 +261,14 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
 
         let (status, headers, answer) =
             berth.call_as(&read_only, method.clone(), &path, body).await;
-        if method == Method::GET {
+        if method == Method::GET && !CREDENTIAL_ROUTES.contains(&route.as_str()) {
             assert!(
                 status.is_success(),
                 "read-only token, GET {path}: {status} {answer}"
+            );
+            assert!(
+                !answer.to_string().contains(&admin_password),
+                "read-only token, GET {path} shows the admin password: {answer}"
             );
             reads += 1;
         } else {

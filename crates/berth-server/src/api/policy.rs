@@ -4,7 +4,8 @@
 //!
 //! - `admin` tokens may call every route.
 //! - `read_only` tokens may call every read (GET, and HEAD, which axum answers with the GET
-//!   handler). The reads show an admin nothing secret they would not show this token.
+//!   handler) except the [`CREDENTIAL_READS`], which answer with passwords in clear: a
+//!   monitoring or dashboard token must never be a way to the databases.
 //! - `project` tokens may call only the routes in [`PROJECT_ROUTES`], and only for their own
 //!   project. Any route not listed there is refused, so a route added later is admin-only until
 //!   someone allows it here. Another project's id is refused the same way whether or not that
@@ -77,6 +78,16 @@ pub const PROJECT_ROUTES: &[ProjectRoute] = &[
     ),
 ];
 
+/// Reads whose answers carry credentials in clear (the reveal, and linked projects' variables).
+/// Refused to `read_only` tokens; the masked previews stay open to them.
+pub const CREDENTIAL_READS: &[&str] = &[
+    "/api/external-services/{id}/reveal",
+    "/api/projects/{id}/environments/{environment}/variables",
+    "/api/external-services/projects/{project_id}/environment",
+    "/api/external-services/{id}/projects/{project_id}/environment",
+    "/api/external-services/{id}/projects/{project_id}/environment/{var_name}",
+];
+
 fn is_read(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
 }
@@ -91,6 +102,10 @@ pub fn authorize(
 ) -> Result<(), String> {
     match scope {
         Scope::Admin => Ok(()),
+        Scope::ReadOnly if is_read(method) && CREDENTIAL_READS.contains(&route) => Err(format!(
+            "this token's scope is read_only: it never sees credentials in clear ({route}); \
+             the masked preview (/api/external-services/{{id}}/preview-environment-masked) is open to it"
+        )),
         Scope::ReadOnly if is_read(method) => Ok(()),
         Scope::ReadOnly => Err(format!(
             "this token's scope is read_only: it may only read (GET), not {method} {route}"
@@ -133,7 +148,7 @@ fn not_own_project(own: i64) -> String {
 /// The scopes that may call `method route` (for some project id), as the API spells them.
 pub fn scopes_allowed(method: &Method, route: &str) -> Vec<&'static str> {
     let mut scopes = vec!["admin"];
-    if is_read(method) {
+    if is_read(method) && !CREDENTIAL_READS.contains(&route) {
         scopes.push("read_only");
     }
     if PROJECT_ROUTES
