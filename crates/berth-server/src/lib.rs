@@ -11,4 +11,5 @@ pub mod image_builder;
 pub mod manager;
 pub mod metrics;
 pub mod reconciler;
+pub mod s3client;
 pub mod store;

@@ -1,0 +1,510 @@
+//! A small S3 client over reqwest, with requests signed by rusty-s3 (SigV4 query signing):
+//! what Berth itself needs of an S3 server — buckets for tenants, Blob's streamed objects, and
+//! later backups. Bodies are streamed both ways; an upload holds at most one part in memory.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use rusty_s3::actions::{
+    AbortMultipartUpload, CompleteMultipartUpload, CreateBucket, CreateMultipartUpload,
+    DeleteObject, GetObject, HeadBucket, HeadObject, ListObjectsV2, PutObject, UploadPart,
+};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+/// How long a signed URL stays valid: it is used at once.
+const SIGNED_FOR: Duration = Duration::from_secs(300);
+/// Bodies up to this size go in one PUT; larger ones in parts of this size (S3's minimum part
+/// is 5 MiB; 8 MiB keeps the per-upload memory small and the part count low).
+pub const PART_SIZE: usize = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// The server answered with an S3 error (status and the `<Code>` of its XML body).
+    #[error("S3 {status}: {code}: {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("S3 server unreachable: {0}")]
+    Unreachable(String),
+    /// The body was larger than allowed; nothing was stored.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// Reading the body to upload failed (the client went away); nothing was stored.
+    #[error("reading the upload: {0}")]
+    Body(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl S3Error {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            S3Error::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            S3Error::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub type S3Result<T> = Result<T, S3Error>;
+
+/// Where and as whom to talk S3.
+#[derive(Clone)]
+pub struct S3Endpoint {
+    /// `http://127.0.0.1:9000`
+    pub url: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Endpoint")
+            .field("url", &self.url)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An object's metadata.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub last_modified: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub objects: Vec<ObjectInfo>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct S3Client {
+    endpoint: S3Endpoint,
+    credentials: Credentials,
+    http: reqwest::Client,
+}
+
+impl S3Client {
+    pub fn new(endpoint: S3Endpoint) -> Self {
+        let credentials = Credentials::new(&endpoint.access_key, &endpoint.secret_key);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("reqwest client");
+        Self {
+            endpoint,
+            credentials,
+            http,
+        }
+    }
+
+    fn bucket(&self, name: &str) -> S3Result<Bucket> {
+        let url = self
+            .endpoint
+            .url
+            .parse()
+            .map_err(|e| S3Error::Other(format!("endpoint {}: {e}", self.endpoint.url)))?;
+        Bucket::new(
+            url,
+            UrlStyle::Path,
+            name.to_string(),
+            self.endpoint.region.clone(),
+        )
+        .map_err(|e| S3Error::Other(format!("bucket {name}: {e}")))
+    }
+
+    /// Sends a signed request; an error status becomes [`S3Error::Server`].
+    async fn send<'a>(
+        &self,
+        action: &impl S3Action<'a>,
+        method: reqwest::Method,
+        headers: &[(&str, &str)],
+        body: Option<reqwest::Body>,
+    ) -> S3Result<reqwest::Response> {
+        self.send_signed(action.sign(SIGNED_FOR), method, headers, body)
+            .await
+    }
+
+    async fn send_signed(
+        &self,
+        url: url::Url,
+        method: reqwest::Method,
+        headers: &[(&str, &str)],
+        body: Option<reqwest::Body>,
+    ) -> S3Result<reqwest::Response> {
+        let mut request = self.http.request(method, url.as_str());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        // An empty PUT/POST still needs its Content-Length (s3s refuses one without it).
+        request = match body {
+            Some(body) => request.body(body),
+            None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| S3Error::Unreachable(e.without_url().to_string()))?;
+        if response.status().is_success() || response.status().as_u16() == 206 {
+            return Ok(response);
+        }
+        Err(server_error(response).await)
+    }
+
+    pub async fn create_bucket(&self, name: &str) -> S3Result<()> {
+        let bucket = self.bucket(name)?;
+        let action = CreateBucket::new(&bucket, &self.credentials);
+        match self.send(&action, reqwest::Method::PUT, &[], None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the bucket exists (and these credentials may see it).
+    pub async fn bucket_exists(&self, name: &str) -> S3Result<bool> {
+        let bucket = self.bucket(name)?;
+        let action = HeadBucket::new(&bucket, Some(&self.credentials));
+        match self.send(&action, reqwest::Method::HEAD, &[], None).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectInfo>> {
+        let b = self.bucket(bucket)?;
+        let action = HeadObject::new(&b, Some(&self.credentials), key);
+        match self.send(&action, reqwest::Method::HEAD, &[], None).await {
+            Ok(response) => Ok(Some(object_info(key, &response))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a download; `range` is an HTTP `Range` header value. The response's body is
+    /// streamed by the caller; status 200 or 206.
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<&str>,
+    ) -> S3Result<Option<reqwest::Response>> {
+        let b = self.bucket(bucket)?;
+        let action = GetObject::new(&b, Some(&self.credentials), key);
+        let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
+        match self.send(&action, reqwest::Method::GET, &headers, None).await {
+            Ok(response) => Ok(Some(response)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let b = self.bucket(bucket)?;
+        let action = DeleteObject::new(&b, Some(&self.credentials), key);
+        match self.send(&action, reqwest::Method::DELETE, &[], None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Server-side copy within the server (`x-amz-copy-source`, signed).
+    pub async fn copy_object(
+        &self,
+        bucket: &str,
+        from_key: &str,
+        to_key: &str,
+    ) -> S3Result<()> {
+        let b = self.bucket(bucket)?;
+        let source = format!("/{bucket}/{}", encode_key(from_key));
+        let mut action = PutObject::new(&b, Some(&self.credentials), to_key);
+        action
+            .headers_mut()
+            .insert("x-amz-copy-source", source.clone());
+        self.send(
+            &action,
+            reqwest::Method::PUT,
+            &[("x-amz-copy-source", &source)],
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One page of keys under `prefix`, at most `max_keys`, after `token`.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> S3Result<Listing> {
+        let b = self.bucket(bucket)?;
+        let mut action = ListObjectsV2::new(&b, Some(&self.credentials));
+        if !prefix.is_empty() {
+            action.with_prefix(prefix);
+        }
+        if let Some(token) = token {
+            action.with_continuation_token(token);
+        }
+        action.with_max_keys(max_keys);
+        let response = self.send(&action, reqwest::Method::GET, &[], None).await?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| S3Error::Unreachable(e.to_string()))?;
+        let parsed = ListObjectsV2::parse_response(&text)
+            .map_err(|e| S3Error::Other(format!("unreadable listing: {e}")))?;
+        Ok(Listing {
+            objects: parsed
+                .contents
+                .into_iter()
+                .map(|c| ObjectInfo {
+                    key: c.key,
+                    size: c.size.unwrap_or(0),
+                    content_type: None,
+                    last_modified: c.last_modified,
+                    etag: c.etag,
+                })
+                .collect(),
+            next_token: parsed.next_continuation_token,
+        })
+    }
+
+    /// Uploads a streamed body: one PUT if it fits in one part, else a multipart upload with
+    /// parts of [`PART_SIZE`] — at most one part is held in memory. A body longer than
+    /// `limit` is refused as soon as the limit is crossed, and an interrupted upload is
+    /// aborted, so either the whole object is stored or nothing is. Returns the size.
+    pub async fn put_stream<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        mut body: S,
+        limit: u64,
+    ) -> S3Result<u64>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut total: u64 = 0;
+        let first = next_part(&mut body, &mut total, limit).await?;
+        if first.len() < PART_SIZE {
+            let b = self.bucket(bucket)?;
+            let mut action = PutObject::new(&b, Some(&self.credentials), key);
+            action
+                .headers_mut()
+                .insert("content-type", content_type.to_string());
+            let length = first.len().to_string();
+            self.send(
+                &action,
+                reqwest::Method::PUT,
+                &[("content-type", content_type), ("content-length", &length)],
+                Some(reqwest::Body::from(first.freeze())),
+            )
+            .await?;
+            return Ok(total);
+        }
+        let upload_id = self.create_multipart(bucket, key, content_type).await?;
+        let result = self
+            .upload_parts(bucket, key, &upload_id, first, &mut body, &mut total, limit)
+            .await;
+        match result {
+            Ok(()) => Ok(total),
+            Err(e) => {
+                if let Err(abort) = self.abort_multipart(bucket, key, &upload_id).await {
+                    tracing::warn!(%bucket, %key, "aborting a failed multipart upload: {abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+    ) -> S3Result<String> {
+        let b = self.bucket(bucket)?;
+        let mut action = CreateMultipartUpload::new(&b, Some(&self.credentials), key);
+        action
+            .headers_mut()
+            .insert("content-type", content_type.to_string());
+        let response = self
+            .send(
+                &action,
+                reqwest::Method::POST,
+                &[("content-type", content_type)],
+                None,
+            )
+            .await?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| S3Error::Unreachable(e.to_string()))?;
+        let parsed = CreateMultipartUpload::parse_response(&text)
+            .map_err(|e| S3Error::Other(format!("unreadable multipart answer: {e}")))?;
+        Ok(parsed.upload_id().to_string())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_parts<S, E>(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        first: BytesMut,
+        body: &mut S,
+        total: &mut u64,
+        limit: u64,
+    ) -> S3Result<()>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let b = self.bucket(bucket)?;
+        let mut etags = Vec::new();
+        let mut part = first;
+        loop {
+            let number = u16::try_from(etags.len() + 1)
+                .map_err(|_| S3Error::Other("more than 65535 parts".into()))?;
+            let action = UploadPart::new(&b, Some(&self.credentials), key, number, upload_id);
+            let length = part.len().to_string();
+            let response = self
+                .send(
+                    &action,
+                    reqwest::Method::PUT,
+                    &[("content-length", &length)],
+                    Some(reqwest::Body::from(part.freeze())),
+                )
+                .await?;
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| S3Error::Other("part uploaded without an ETag".into()))?
+                .to_string();
+            etags.push(etag);
+            part = next_part(body, total, limit).await?;
+            if part.is_empty() {
+                break;
+            }
+        }
+        let action = CompleteMultipartUpload::new(
+            &b,
+            Some(&self.credentials),
+            key,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign(SIGNED_FOR);
+        let xml = action.body();
+        let length = xml.len().to_string();
+        self.send_signed(
+            url,
+            reqwest::Method::POST,
+            &[("content-length", &length)],
+            Some(reqwest::Body::from(xml)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        let b = self.bucket(bucket)?;
+        let action = AbortMultipartUpload::new(&b, Some(&self.credentials), key, upload_id);
+        self.send(&action, reqwest::Method::DELETE, &[], None)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Reads up to one part from the body (fewer bytes only at its end).
+async fn next_part<S, E>(body: &mut S, total: &mut u64, limit: u64) -> S3Result<BytesMut>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut part = BytesMut::with_capacity(1 << 20);
+    // Chunks are whole: a part may pass PART_SIZE by less than one chunk, which bounds the
+    // memory all the same.
+    while part.len() < PART_SIZE {
+        let Some(chunk) = body.next().await else {
+            break;
+        };
+        let chunk = chunk.map_err(|e| S3Error::Body(e.to_string()))?;
+        *total += chunk.len() as u64;
+        if *total > limit {
+            return Err(S3Error::TooLarge { limit });
+        }
+        part.extend_from_slice(&chunk);
+    }
+    Ok(part)
+}
+
+fn object_info(key: &str, response: &reqwest::Response) -> ObjectInfo {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    ObjectInfo {
+        key: key.to_string(),
+        size: header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        content_type: header("content-type"),
+        last_modified: header("last-modified"),
+        etag: header("etag"),
+    }
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/`.
+fn encode_key(key: &str) -> String {
+    key.split('/')
+        .map(crate::engines::tenancy::url_encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn server_error(response: reqwest::Response) -> S3Error {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        text.find(&open)
+            .and_then(|i| {
+                let rest = &text[i + open.len()..];
+                rest.find(&close).map(|j| rest[..j].to_string())
+            })
+            .unwrap_or_default()
+    };
+    S3Error::Server {
+        status,
+        code: tag("Code"),
+        message: tag("Message"),
+    }
+}
