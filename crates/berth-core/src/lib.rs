@@ -2,6 +2,7 @@
 //! that reach Docker and SQL, secrets (generation, encryption at rest, API tokens) and
 //! masking. Everything here is pure so it can be unit-tested without Docker or a database.
 
+pub mod blob_path;
 pub mod mask;
 pub mod names;
 pub mod params;

@@ -210,7 +210,10 @@ impl S3Client {
         let b = self.bucket(bucket)?;
         let action = GetObject::new(&b, Some(&self.credentials), key);
         let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
-        match self.send(&action, reqwest::Method::GET, &headers, None).await {
+        match self
+            .send(&action, reqwest::Method::GET, &headers, None)
+            .await
+        {
             Ok(response) => Ok(Some(response)),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
@@ -228,12 +231,7 @@ impl S3Client {
     }
 
     /// Server-side copy within the server (`x-amz-copy-source`, signed).
-    pub async fn copy_object(
-        &self,
-        bucket: &str,
-        from_key: &str,
-        to_key: &str,
-    ) -> S3Result<()> {
+    pub async fn copy_object(&self, bucket: &str, from_key: &str, to_key: &str) -> S3Result<()> {
         let b = self.bucket(bucket)?;
         let source = format!("/{bucket}/{}", encode_key(from_key));
         let mut action = PutObject::new(&b, Some(&self.credentials), to_key);
