@@ -168,6 +168,34 @@ impl S3Client {
         Err(server_error(response).await)
     }
 
+    /// The names of the buckets these credentials may see (ListBuckets; rusty-s3 has no action
+    /// for it, so the request is signed with its `sign` directly).
+    pub async fn list_buckets(&self) -> S3Result<Vec<String>> {
+        let root: url::Url = format!("{}/", self.endpoint.url.trim_end_matches('/'))
+            .parse()
+            .map_err(|e| S3Error::Other(format!("endpoint {}: {e}", self.endpoint.url)))?;
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Get,
+            root,
+            &self.endpoint.access_key,
+            &self.endpoint.secret_key,
+            None,
+            &self.endpoint.region,
+            SIGNED_FOR.as_secs(),
+            std::iter::empty(),
+            std::iter::empty(),
+        );
+        let response = self
+            .send_signed(url, reqwest::Method::GET, &[], None)
+            .await?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| S3Error::Unreachable(e.to_string()))?;
+        Ok(xml_values(&text, "Name"))
+    }
+
     pub async fn create_bucket(&self, name: &str) -> S3Result<()> {
         let bucket = self.bucket(name)?;
         let action = CreateBucket::new(&bucket, &self.credentials);
@@ -487,19 +515,25 @@ fn encode_key(key: &str) -> String {
         .join("/")
 }
 
+/// Every `<tag>value</tag>` in a small XML answer, in order (S3 bucket names need no
+/// unescaping: they are `[a-z0-9.-]`).
+fn xml_values(text: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&open) {
+        rest = &rest[i + open.len()..];
+        let Some(j) = rest.find(&close) else { break };
+        out.push(rest[..j].to_string());
+        rest = &rest[j + close.len()..];
+    }
+    out
+}
+
 async fn server_error(response: reqwest::Response) -> S3Error {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    let tag = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        text.find(&open)
-            .and_then(|i| {
-                let rest = &text[i + open.len()..];
-                rest.find(&close).map(|j| rest[..j].to_string())
-            })
-            .unwrap_or_default()
-    };
+    let tag = |name: &str| xml_values(&text, name).into_iter().next().unwrap_or_default();
     S3Error::Server {
         status,
         code: tag("Code"),

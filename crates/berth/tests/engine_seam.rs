@@ -8,15 +8,15 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
-/// An image like Berth's Redis but declaring a second VOLUME, as the official mongo image
-/// declares /data/configdb beside /data/db.
+/// An image like Berth's Redis but declaring more VOLUMEs: one beside the data path (as the
+/// official mongo image declares /data/configdb beside /data/db) and one below it.
 fn image_with_two_volumes() -> String {
-    let tag = "berth-test/redis-two-volumes:1";
+    let tag = "berth-test/redis-more-volumes:1";
     let dir = std::env::temp_dir().join(unique("two-volumes"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
-        "FROM berth/redis:7\nVOLUME /extra\n",
+        "FROM berth/redis:7\nVOLUME /extra /data/nested\n",
     )
     .unwrap();
     let (ok, out) = docker(&["build", "-q", "-t", tag, dir.to_str().unwrap()]);
@@ -54,13 +54,18 @@ async fn image_declared_volumes_are_named_kept_across_recreates_and_removed_with
     let container = service["container_name"].as_str().unwrap().to_string();
     let data = service["volume_name"].as_str().unwrap().to_string();
     let extra = format!("{data}.extra");
+    let nested = format!("{data}.data-nested");
 
     let before = mounts(&container);
     assert!(
         before.contains(&(extra.clone(), "/extra".to_string())),
         "the declared /extra is not the named volume {extra}: {before:?}"
     );
-    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(
+        before.contains(&(nested.clone(), "/data/nested".to_string())),
+        "the declared /data/nested is not the named volume {nested}: {before:?}"
+    );
+    assert_eq!(before.len(), 3, "{before:?}");
 
     // A port change recreates the container: the same two named volumes come back, nothing
     // anonymous is left behind.
@@ -77,4 +82,5 @@ async fn image_declared_volumes_are_named_kept_across_recreates_and_removed_with
     berth.delete_service(id).await;
     assert!(!volume_exists(&data), "{data} left behind");
     assert!(!volume_exists(&extra), "{extra} left behind");
+    assert!(!volume_exists(&nested), "{nested} left behind");
 }

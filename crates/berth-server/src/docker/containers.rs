@@ -126,8 +126,9 @@ impl DockerClient {
             ..Default::default()
         }];
         for path in self.image_declared_volumes(&spec.image).await? {
-            let data = spec.data_path.trim_end_matches('/');
-            if path.trim_end_matches('/') == data || path.starts_with(&format!("{data}/")) {
+            // Only the data path itself is covered: Docker gives a declared path below it
+            // (the mongo image's /data/db under a /data mount) an anonymous volume too.
+            if path.trim_end_matches('/') == spec.data_path.trim_end_matches('/') {
                 continue;
             }
             let name = super::resources::image_volume_name(&spec.volume, &path);
