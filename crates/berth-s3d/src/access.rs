@@ -175,7 +175,13 @@ mod tests {
         let t = tenant(&["own-bucket"]);
         let own = S3Path::object("own-bucket", "a/b.txt");
         let other = S3Path::object("other-bucket", "a/b.txt");
-        for op in ["GetObject", "PutObject", "DeleteObject", "UploadPart", "HeadObject"] {
+        for op in [
+            "GetObject",
+            "PutObject",
+            "DeleteObject",
+            "UploadPart",
+            "HeadObject",
+        ] {
             assert!(authorize(&t, op, &own).is_ok(), "{op}");
             assert!(denied(authorize(&t, op, &other)), "{op}");
         }
@@ -191,9 +197,20 @@ mod tests {
     #[test]
     fn tenant_cannot_create_delete_or_configure_buckets() {
         let t = tenant(&["own-bucket"]);
-        for op in ["CreateBucket", "DeleteBucket", "PutBucketPolicy", "PutBucketVersioning"] {
-            assert!(denied(authorize(&t, op, &S3Path::bucket("own-bucket"))), "{op}");
-            assert!(denied(authorize(&t, op, &S3Path::bucket("new-bucket"))), "{op}");
+        for op in [
+            "CreateBucket",
+            "DeleteBucket",
+            "PutBucketPolicy",
+            "PutBucketVersioning",
+        ] {
+            assert!(
+                denied(authorize(&t, op, &S3Path::bucket("own-bucket"))),
+                "{op}"
+            );
+            assert!(
+                denied(authorize(&t, op, &S3Path::bucket("new-bucket"))),
+                "{op}"
+            );
         }
     }
 
@@ -207,10 +224,20 @@ mod tests {
     #[test]
     fn dot_segments_are_refused_for_everyone() {
         let t = tenant(&["own-bucket"]);
-        for key in ["../other-bucket/x", "a/../../other-bucket/x", "./x", "a/./b", "/abs", ".."] {
+        for key in [
+            "../other-bucket/x",
+            "a/../../other-bucket/x",
+            "./x",
+            "a/./b",
+            "/abs",
+            "..",
+        ] {
             let path = S3Path::object("own-bucket", key);
             assert!(denied(authorize(&t, "GetObject", &path)), "{key}");
-            assert!(denied(authorize(&Principal::Admin, "GetObject", &path)), "{key}");
+            assert!(
+                denied(authorize(&Principal::Admin, "GetObject", &path)),
+                "{key}"
+            );
         }
         for key in ["a..b", ".hidden", "dir/.x", "...", "a/b/"] {
             let path = S3Path::object("own-bucket", key);

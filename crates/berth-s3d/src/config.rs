@@ -38,7 +38,10 @@ pub fn admin_key(var: impl Fn(&str) -> Option<String>) -> Result<KeyPair, String
 
 /// `NAME` or the contents of the file `NAME_FILE` names (one trailing newline dropped, as
 /// `echo` and editors leave one); both set is an error, like the official images.
-fn value_or_file(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<String>, String> {
+fn value_or_file(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<String>, String> {
     let file_var = format!("{name}_FILE");
     let value = var(name).filter(|v| !v.is_empty());
     let file = var(&file_var).filter(|v| !v.is_empty());

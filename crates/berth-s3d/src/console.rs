@@ -28,7 +28,11 @@ impl Console {
         req: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, Infallible> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".into()));
+            return Ok(reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "GET only\n".into(),
+            ));
         }
         let buckets = match self.bucket_count().await {
             Ok(n) => n,
@@ -82,8 +86,9 @@ fn page(buckets: usize) -> String {
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     response
 }

@@ -117,7 +117,9 @@ pub fn valid_access_key(key: &str) -> bool {
 
 /// Secrets are signed with, never sent; they only need to be long enough and printable.
 pub fn valid_secret_key(secret: &str) -> bool {
-    secret.len() >= MIN_SECRET_LEN && secret.len() <= 256 && secret.bytes().all(|b| b.is_ascii_graphic())
+    secret.len() >= MIN_SECRET_LEN
+        && secret.len() <= 256
+        && secret.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl KeyStore {
@@ -317,12 +319,16 @@ mod tests {
         assert_eq!(v1.len(), v2.len());
         std::fs::write(&path, v1).unwrap();
         let file = File::options().write(true).open(&path).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000))
-            .unwrap();
+        file.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000),
+        )
+        .unwrap();
         assert_eq!(tenant_buckets(&store, "tenant1").unwrap(), ["aaa"]);
         std::fs::write(&path, v2).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000))
-            .unwrap();
+        file.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_000),
+        )
+        .unwrap();
         assert_eq!(tenant_buckets(&store, "tenant1").unwrap(), ["bbb"]);
     }
 
@@ -367,7 +373,15 @@ mod tests {
         )
         .unwrap();
         let store = store(&keys);
-        for bad in ["../outside", "a/b", "..", "", "x", "key.with.dots", "ünïcode"] {
+        for bad in [
+            "../outside",
+            "a/b",
+            "..",
+            "",
+            "x",
+            "key.with.dots",
+            "ünïcode",
+        ] {
             assert!(store.lookup(bad).is_none(), "{bad:?}");
         }
     }

@@ -51,7 +51,10 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().expect("running docker")
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running docker")
 }
 
 /// Runs docker and returns its stdout; panics with stderr on failure.

@@ -38,7 +38,12 @@ impl Reply {
     #[track_caller]
     pub fn assert_denied(&self) {
         assert_eq!(self.status, StatusCode::FORBIDDEN, "{}", self.text());
-        assert_eq!(self.code().as_deref(), Some("AccessDenied"), "{}", self.text());
+        assert_eq!(
+            self.code().as_deref(),
+            Some("AccessDenied"),
+            "{}",
+            self.text()
+        );
     }
 }
 
@@ -63,7 +68,13 @@ impl Client {
     }
 
     pub fn bucket(&self, name: &str) -> Bucket {
-        Bucket::new(self.endpoint.clone(), UrlStyle::Path, name.to_string(), REGION).unwrap()
+        Bucket::new(
+            self.endpoint.clone(),
+            UrlStyle::Path,
+            name.to_string(),
+            REGION,
+        )
+        .unwrap()
     }
 
     pub async fn send(
@@ -93,13 +104,17 @@ impl Client {
 
     pub async fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Reply {
         let bucket = self.bucket(bucket);
-        let url = bucket.put_object(Some(&self.credentials), key).sign(EXPIRES);
+        let url = bucket
+            .put_object(Some(&self.credentials), key)
+            .sign(EXPIRES);
         self.send(Method::PUT, url, &[], body.to_vec()).await
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Reply {
         let bucket = self.bucket(bucket);
-        let url = bucket.get_object(Some(&self.credentials), key).sign(EXPIRES);
+        let url = bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(EXPIRES);
         self.send(Method::GET, url, &[], Vec::new()).await
     }
 
@@ -108,16 +123,25 @@ impl Client {
         let bucket = self.bucket(bucket);
         let source = format!("/{from_bucket}/{from_key}");
         let mut action = bucket.put_object(Some(&self.credentials), key);
-        action.headers_mut().insert("x-amz-copy-source", source.clone());
+        action
+            .headers_mut()
+            .insert("x-amz-copy-source", source.clone());
         let url = action.sign(EXPIRES);
-        self.send(Method::PUT, url, &[("x-amz-copy-source", &source)], Vec::new())
-            .await
+        self.send(
+            Method::PUT,
+            url,
+            &[("x-amz-copy-source", &source)],
+            Vec::new(),
+        )
+        .await
     }
 
     /// Keys in `bucket` (ListObjectsV2), or the error reply.
     pub async fn list(&self, bucket: &str) -> Result<Vec<String>, Reply> {
         let bucket = self.bucket(bucket);
-        let url = bucket.list_objects_v2(Some(&self.credentials)).sign(EXPIRES);
+        let url = bucket
+            .list_objects_v2(Some(&self.credentials))
+            .sign(EXPIRES);
         let reply = self.send(Method::GET, url, &[], Vec::new()).await;
         if !reply.status.is_success() {
             return Err(reply);
@@ -189,7 +213,11 @@ impl Client {
                 .send()
                 .await
                 .expect("UploadPart");
-            assert!(response.status().is_success(), "part {number}: {}", response.status());
+            assert!(
+                response.status().is_success(),
+                "part {number}: {}",
+                response.status()
+            );
             let etag = response.headers()["etag"].to_str().unwrap().to_string();
             etags.push(etag);
         }

@@ -12,7 +12,10 @@ pub const S3: Recipe = Recipe {
     repository: "berth/s3",
     tag: "0.14",
     files: &[
-        ("Dockerfile", include_str!("../../../../images/s3/Dockerfile")),
+        (
+            "Dockerfile",
+            include_str!("../../../../images/s3/Dockerfile"),
+        ),
         (
             "docker-entrypoint.sh",
             include_str!("../../../../images/s3/docker-entrypoint.sh"),

@@ -52,9 +52,9 @@ impl From<ImageRecipe> for Recipe {
 pub fn current_exe_dir() -> Result<PathBuf, ImageError> {
     let exe = std::env::current_exe()
         .map_err(|e| ImageError::Base(format!("cannot find the running executable: {e}")))?;
-    exe.parent().map(Path::to_path_buf).ok_or_else(|| {
-        ImageError::Base(format!("{} has no parent directory", exe.display()))
-    })
+    exe.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| ImageError::Base(format!("{} has no parent directory", exe.display())))
 }
 
 struct Entry {
