@@ -8,6 +8,6 @@ if ! command -v debootstrap >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
-cargo build --release --bin berth
+cargo build --release --bin berth --bin berth-s3d  # berth-s3d goes into the berth/s3 image
 ./target/release/berth images build
 exec ./target/release/berth serve "$@"

@@ -533,7 +533,12 @@ fn xml_values(text: &str, tag: &str) -> Vec<String> {
 async fn server_error(response: reqwest::Response) -> S3Error {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    let tag = |name: &str| xml_values(&text, name).into_iter().next().unwrap_or_default();
+    let tag = |name: &str| {
+        xml_values(&text, name)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    };
     S3Error::Server {
         status,
         code: tag("Code"),

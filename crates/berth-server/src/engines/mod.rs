@@ -4,6 +4,7 @@
 
 mod postgres;
 mod redis;
+mod s3;
 pub mod tenancy;
 
 use async_trait::async_trait;
@@ -13,12 +14,24 @@ pub use crate::docker::ContainerFile;
 pub use tenancy::Tenancy;
 
 /// Berth's own image for an engine: a Dockerfile and the files it copies, embedded in the
-/// binary so `berth images build` works offline.
+/// binary so `berth images build` works offline, and any files taken from the machine at build
+/// time (an executable shipped beside `berth`).
 #[derive(Debug, Clone, Copy)]
 pub struct ImageRecipe {
     pub repository: &'static str,
     pub tag: &'static str,
+    /// `(name in the build context, contents)`, embedded in the binary.
     pub files: &'static [(&'static str, &'static str)],
+    /// Files read from the machine when the image is built.
+    pub host_files: &'static [HostFile],
+}
+
+/// A file an image takes from the machine rather than from `berth` itself.
+#[derive(Debug, Clone, Copy)]
+pub enum HostFile {
+    /// An executable built and shipped together with `berth`, in the directory of the running
+    /// `berth` executable; it goes into the build context under the same name (mode 0755).
+    Executable(&'static str),
 }
 
 impl ImageRecipe {
@@ -136,7 +149,7 @@ pub trait Engine: Send + Sync + 'static {
 }
 
 /// The registry: one line per engine.
-static ENGINES: &[&dyn Engine] = &[&postgres::Postgres, &redis::Redis];
+static ENGINES: &[&dyn Engine] = &[&postgres::Postgres, &redis::Redis, &s3::S3];
 
 /// All engines, in display order.
 pub fn registry() -> &'static [&'static dyn Engine] {

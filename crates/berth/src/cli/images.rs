@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_server::docker::DockerClient;
-use berth_server::engines;
-use berth_server::image_builder::ImageBuilder;
+use berth_server::image_builder::{ImageBuilder, own_images};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Subcommand)]
 pub enum ImagesCommand {
-    /// Build images (all engines unless some are named), skipping up-to-date ones.
+    /// Build images (all unless some are named), skipping up-to-date ones.
     Build {
-        /// Service types to build (postgres, redis, ...).
+        /// Images to build: service types (postgres, redis, ...) and s3.
         engines: Vec<String>,
         /// Rebuild even if the image is up to date (also re-bootstraps the base image).
         #[arg(long)]
@@ -36,20 +35,17 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
             engines: names,
             force,
         } => {
-            let selected: Vec<_> = engines::registry()
+            let images = own_images();
+            let selected: Vec<_> = images
                 .iter()
-                .filter(|e| names.is_empty() || names.iter().any(|n| n == e.service_type()))
+                .filter(|i| names.is_empty() || names.iter().any(|n| n == i.name))
                 .collect();
             if selected.len() != names.len() && !names.is_empty() {
-                anyhow::bail!(
-                    "unknown service type in {:?}; known: {}",
-                    names,
-                    engines::service_types().join(", ")
-                );
+                let known: Vec<_> = images.iter().map(|i| i.name).collect();
+                anyhow::bail!("unknown image in {names:?}; known: {}", known.join(", "));
             }
-            // Engines without an image of Berth's own have nothing to build.
-            let recipes: Vec<_> = selected.iter().filter_map(|e| e.image_recipe()).collect();
-            for (i, recipe) in recipes.iter().enumerate() {
+            for (i, image) in selected.iter().enumerate() {
+                let recipe = image.recipe;
                 let spinner = ProgressBar::new_spinner();
                 spinner.set_style(
                     ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
@@ -59,14 +55,14 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
                     "{} ({}/{})",
                     recipe.reference(),
                     i + 1,
-                    recipes.len()
+                    selected.len()
                 ));
                 let started = Instant::now();
                 let progress = {
                     let spinner = spinner.clone();
                     move |line: &str| spinner.set_message(line.to_string())
                 };
-                builder.build(recipe, force && i == 0, &progress).await?;
+                builder.build(&recipe, force && i == 0, &progress).await?;
                 spinner.finish_and_clear();
                 eprintln!(
                     "{} ready ({:.1}s)",
@@ -77,27 +73,20 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
             Ok(())
         }
         ImagesCommand::List => {
-            for engine in engines::registry() {
-                let Some(recipe) = engine.image_recipe() else {
-                    println!(
-                        "{}\t{}\tnot built by Berth",
-                        engine.service_type(),
-                        engine.default_image()
-                    );
-                    continue;
-                };
+            for image in own_images() {
+                let recipe = image.recipe;
                 let labels = docker.image_labels(&recipe.reference()).await?;
-                let state = match labels {
-                    None => "missing",
-                    Some(l)
-                        if l.get("berth.input-hash")
-                            == Some(&berth_server::image_builder::input_hash(&recipe)) =>
-                    {
-                        "current"
+                // A missing host executable makes the image unbuildable, not the list fail.
+                let hash = builder.context(&recipe).map(|c| c.input_hash());
+                let state = match (labels, hash) {
+                    (_, Err(e)) => format!("cannot build: {e}"),
+                    (None, _) => "missing".into(),
+                    (Some(l), Ok(hash)) if l.get("berth.input-hash") == Some(&hash) => {
+                        "current".into()
                     }
-                    Some(_) => "outdated",
+                    (Some(_), _) => "outdated".into(),
                 };
-                println!("{}\t{}\t{state}", engine.service_type(), recipe.reference());
+                println!("{}\t{}\t{state}", image.name, recipe.reference());
             }
             Ok(())
         }

@@ -170,6 +170,7 @@ impl Engine for Postgres {
                     include_str!("../../../../../images/postgres/docker-entrypoint.sh"),
                 ),
             ],
+            host_files: &[],
         })
     }
 

@@ -137,6 +137,7 @@ impl Engine for Redis {
                     include_str!("../../../../../images/redis/docker-entrypoint.sh"),
                 ),
             ],
+            host_files: &[],
         })
     }
 

@@ -14,12 +14,13 @@ use berth_core::{ParamKind, ParamSpec, Parameters};
 use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 use crate::s3client::{S3Client, S3Endpoint};
 
+mod image;
 mod tenancy;
 
 pub struct S3;
 
 /// The repository of Berth's own image; only it reads key files and has per-project keys.
-const OWN_REPOSITORY: &str = "berth/s3";
+const OWN_REPOSITORY: &str = image::RECIPE.repository;
 const ACCESS_KEY_FILE: &str = "/run/berth/access-key";
 const SECRET_KEY_FILE: &str = "/run/berth/secret-key";
 /// The region clients are told to sign for (the servers here accept any).
@@ -114,7 +115,7 @@ impl Engine for S3 {
     }
 
     fn image_recipe(&self) -> Option<ImageRecipe> {
-        Some(crate::image_builder::catalog::S3)
+        Some(image::RECIPE)
     }
 
     fn image_notice(&self, image: &str) -> Option<String> {

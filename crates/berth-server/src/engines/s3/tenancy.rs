@@ -24,7 +24,9 @@ fn key_file(access_key: &str) -> Result<String, String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        return Err(format!("refusing access key {access_key:?}: not a tenant name"));
+        return Err(format!(
+            "refusing access key {access_key:?}: not a tenant name"
+        ));
     }
     Ok(format!("{KEYS_DIR}/{access_key}.json"))
 }
@@ -138,7 +140,12 @@ impl Tenancy for S3 {
             .collect())
     }
 
-    fn env(&self, params: &Parameters, address: &Address, tenant: &Credentials) -> Vec<(String, String)> {
+    fn env(
+        &self,
+        params: &Parameters,
+        address: &Address,
+        tenant: &Credentials,
+    ) -> Vec<(String, String)> {
         let (access_key, secret_key) = tenant_keys(params, tenant);
         let endpoint = format!("http://{}:{}", address.host, address.port);
         [

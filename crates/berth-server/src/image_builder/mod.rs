@@ -1,19 +1,23 @@
 //! Builds Berth's own images without a registry: a Debian base made by `debootstrap` from the
-//! host's own apt mirror and imported with `docker import`, then each engine's embedded
-//! Dockerfile on top. Images are labelled with a hash of their inputs and rebuilt only when
-//! the inputs change.
+//! host's own apt mirror and imported with `docker import`, then each image's embedded
+//! Dockerfile on top (`recipe`: what goes in; `catalog`: which images exist). Images are
+//! labelled with a hash of their inputs and rebuilt only when the inputs change.
+
+mod catalog;
+mod recipe;
+
+pub use catalog::{OwnImage, own_images, recipe_for};
+pub use recipe::{Context, HostFile, Recipe, current_exe_dir};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::Mutex;
 use tokio_util::io::ReaderStream;
 
 use crate::docker::{DockerClient, DockerError};
-use crate::engines::{self, ImageRecipe};
 
 pub const BASE_REPOSITORY: &str = "berth/debian-base";
 pub const BASE_TAG: &str = "bookworm";
@@ -24,6 +28,9 @@ const LABEL_INPUT_HASH: &str = "berth.input-hash";
 pub enum ImageError {
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// An input of one of Berth's images cannot be made or found (the Debian base, an
+    /// executable that should ship beside `berth`): the installation, not the request, is at
+    /// fault.
     #[error("{0}")]
     Base(String),
     #[error(
@@ -36,6 +43,8 @@ pub enum ImageError {
 pub struct ImageBuilder {
     docker: std::sync::Arc<DockerClient>,
     work_dir: PathBuf,
+    /// Where host executables are found; `None`: beside the running executable.
+    exe_dir: Option<PathBuf>,
     lock: Mutex<()>,
 }
 
@@ -44,8 +53,25 @@ impl ImageBuilder {
         Self {
             docker,
             work_dir,
+            exe_dir: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// Looks for host executables in `dir` instead of beside the running executable (tests,
+    /// whose executable is not `berth`).
+    pub fn with_exe_dir(mut self, dir: PathBuf) -> Self {
+        self.exe_dir = Some(dir);
+        self
+    }
+
+    /// Reads `recipe`'s build context (its host files included).
+    pub fn context(&self, recipe: &Recipe) -> Result<Context, ImageError> {
+        let dir = match &self.exe_dir {
+            Some(dir) => dir.clone(),
+            None => current_exe_dir()?,
+        };
+        Context::load(recipe, &dir)
     }
 
     /// Makes sure `image` exists locally: builds it if it is one of Berth's own (missing or
@@ -55,11 +81,7 @@ impl ImageBuilder {
         image: &str,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ImageError> {
-        if let Some(recipe) = engines::registry()
-            .iter()
-            .filter_map(|e| e.image_recipe())
-            .find(|r| r.reference() == image)
-        {
+        if let Some(recipe) = recipe_for(image) {
             return self.build(&recipe, false, progress).await;
         }
         if self.docker.image_labels(image).await?.is_some() {
@@ -75,13 +97,14 @@ impl ImageBuilder {
     /// Builds one of Berth's images unless an image with the same input hash exists.
     pub async fn build(
         &self,
-        recipe: &ImageRecipe,
+        recipe: &Recipe,
         force: bool,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ImageError> {
         let _guard = self.lock.lock().await;
         let reference = recipe.reference();
-        let hash = input_hash(recipe);
+        let context = self.context(recipe)?;
+        let hash = context.input_hash();
         if !force
             && let Some(labels) = self.docker.image_labels(&reference).await?
             && labels.get(LABEL_INPUT_HASH) == Some(&hash)
@@ -90,7 +113,7 @@ impl ImageBuilder {
         }
         self.ensure_base(force, progress).await?;
         progress(&format!("building {reference}"));
-        let context = context_tar(recipe);
+        let context = context.tar();
         let args = HashMap::from([("BASE".to_string(), format!("{BASE_REPOSITORY}:{BASE_TAG}"))]);
         let labels = HashMap::from([(LABEL_INPUT_HASH.to_string(), hash)]);
         self.docker
@@ -179,34 +202,6 @@ impl ImageBuilder {
     }
 }
 
-/// Hash of everything that goes into one of our images.
-pub fn input_hash(recipe: &ImageRecipe) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(BASE_REPOSITORY);
-    hasher.update(BASE_TAG);
-    for (name, content) in recipe.files {
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(content.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(hasher.finalize())
-}
-
-fn context_tar(recipe: &ImageRecipe) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, content) in recipe.files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(if name.ends_with(".sh") { 0o755 } else { 0o644 });
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, content.as_bytes())
-            .expect("writing to a Vec cannot fail");
-    }
-    builder.into_inner().expect("writing to a Vec cannot fail")
-}
-
 /// The Debian mirror this machine's apt uses (`BERTH_DEBIAN_MIRROR` overrides). Read from the
 /// machine so no mirror host is ever hard-coded.
 pub fn debian_mirror() -> Result<String, ImageError> {
@@ -285,20 +280,5 @@ mod tests {
             Some("http://m.example/debian")
         );
         assert_eq!(mirror_from_sources("deb http://x trixie main"), None);
-    }
-
-    #[test]
-    fn input_hash_changes_with_files() {
-        let a = ImageRecipe {
-            repository: "berth/x",
-            tag: "1",
-            files: &[("Dockerfile", "FROM a")],
-        };
-        let b = ImageRecipe {
-            files: &[("Dockerfile", "FROM b")],
-            ..a
-        };
-        assert_ne!(input_hash(&a), input_hash(&b));
-        assert_eq!(input_hash(&a), input_hash(&a));
     }
 }
