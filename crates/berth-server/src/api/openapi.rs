@@ -409,7 +409,10 @@ mod tests {
     fn constraints_are_stated() {
         let doc = document();
         let create = &doc["components"]["schemas"]["CreateRequest"]["properties"];
-        assert_eq!(create["service_type"]["enum"], json!(["postgres", "redis"]));
+        assert_eq!(
+            create["service_type"]["enum"],
+            json!(crate::engines::service_types())
+        );
         assert_eq!(
             create["name"]["maxLength"],
             berth_core::names::MAX_SERVICE_NAME_LEN
