@@ -210,9 +210,9 @@ pub fn revoked_note(revoked: &[RevokedTenant]) -> String {
         return "no logins to turn off".into();
     }
     "logins turned off and their sessions ended; the data stays in each service until the \
-     service is deleted (to drop it now, connect as the service's admin user — \
-     `berth service reveal` — and drop the database/role, or FLUSHDB the Redis database and \
-     ACL DELUSER the user); linking the project again turns the logins back on"
+     service is deleted (to drop it now, connect with the service's admin credentials — \
+     `berth service reveal` — and remove the resource named in `resource_name`: its database, \
+     Redis database number or bucket); linking the project again turns the logins back on"
         .into()
 }
 
