@@ -2,6 +2,11 @@
 //! host's own apt mirror and imported with `docker import`, then each engine's embedded
 //! Dockerfile on top. Images are labelled with a hash of their inputs and rebuilt only when
 //! the inputs change.
+//!
+//! Every build context also carries the host's CA bundle as [`HOST_CA_FILE`], so a build
+//! stage that downloads over TLS (the MongoDB image's wheels) trusts what the host trusts,
+//! including a TLS-intercepting proxy's CA. Dockerfiles copy it into a build stage only, never
+//! into the final image.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,18 @@ pub const BASE_REPOSITORY: &str = "berth/debian-base";
 pub const BASE_TAG: &str = "bookworm";
 const SUITE: &str = "bookworm";
 const LABEL_INPUT_HASH: &str = "berth.input-hash";
+
+/// Name of the host's CA bundle in every build context (empty if the host has none).
+pub const HOST_CA_FILE: &str = "host-ca.pem";
+
+/// Where hosts keep their CA bundle, after `SSL_CERT_FILE`: Debian/Ubuntu/Alpine/Arch,
+/// Fedora/RHEL, openSUSE, BSD-style.
+const HOST_CA_PATHS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
 
 #[derive(Debug, Error)]
 pub enum ImageError {
@@ -90,7 +107,7 @@ impl ImageBuilder {
         }
         self.ensure_base(force, progress).await?;
         progress(&format!("building {reference}"));
-        let context = context_tar(recipe);
+        let context = context_tar(recipe, &host_ca_bundle().await);
         let args = HashMap::from([("BASE".to_string(), format!("{BASE_REPOSITORY}:{BASE_TAG}"))]);
         let labels = HashMap::from([(LABEL_INPUT_HASH.to_string(), hash)]);
         self.docker
@@ -179,7 +196,9 @@ impl ImageBuilder {
     }
 }
 
-/// Hash of everything that goes into one of our images.
+/// Hash of everything that goes into one of our images. The host's CA bundle is left out: it
+/// only lets a build stage download, and the downloads are pinned by the Dockerfiles (a CA
+/// rotation must not rebuild every image).
 pub fn input_hash(recipe: &ImageRecipe) -> String {
     let mut hasher = Sha256::new();
     hasher.update(BASE_REPOSITORY);
@@ -193,18 +212,38 @@ pub fn input_hash(recipe: &ImageRecipe) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn context_tar(recipe: &ImageRecipe) -> Vec<u8> {
+fn context_tar(recipe: &ImageRecipe, host_ca: &[u8]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
-    for (name, content) in recipe.files {
+    let files = recipe
+        .files
+        .iter()
+        .map(|(name, content)| (*name, content.as_bytes()))
+        .chain([(HOST_CA_FILE, host_ca)]);
+    for (name, content) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(if name.ends_with(".sh") { 0o755 } else { 0o644 });
         header.set_cksum();
         builder
-            .append_data(&mut header, name, content.as_bytes())
+            .append_data(&mut header, name, content)
             .expect("writing to a Vec cannot fail");
     }
     builder.into_inner().expect("writing to a Vec cannot fail")
+}
+
+/// The host's CA bundle (`SSL_CERT_FILE`, else the first of [`HOST_CA_PATHS`]), or nothing.
+/// Certificates are public: reading them is no secret handling.
+async fn host_ca_bundle() -> Vec<u8> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    for path in from_env
+        .into_iter()
+        .chain(HOST_CA_PATHS.iter().map(PathBuf::from))
+    {
+        if let Ok(bundle) = tokio::fs::read(&path).await {
+            return bundle;
+        }
+    }
+    Vec::new()
 }
 
 /// The Debian mirror this machine's apt uses (`BERTH_DEBIAN_MIRROR` overrides). Read from the
@@ -300,5 +339,40 @@ mod tests {
         };
         assert_ne!(input_hash(&a), input_hash(&b));
         assert_eq!(input_hash(&a), input_hash(&a));
+    }
+
+    #[test]
+    fn context_carries_the_recipe_files_and_the_host_ca_bundle() {
+        let recipe = ImageRecipe {
+            repository: "berth/x",
+            tag: "1",
+            files: &[("Dockerfile", "FROM a"), ("run.sh", "#!/bin/sh")],
+        };
+        let tar = context_tar(&recipe, b"-----BEGIN CERTIFICATE-----");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, String)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                let mode = e.header().mode().unwrap();
+                let mut body = String::new();
+                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                (name, mode, body)
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("Dockerfile".into(), 0o644, "FROM a".into()),
+                ("run.sh".into(), 0o755, "#!/bin/sh".into()),
+                (
+                    HOST_CA_FILE.into(),
+                    0o644,
+                    "-----BEGIN CERTIFICATE-----".into()
+                ),
+            ]
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! `service_type` string to its engine. Nothing outside this folder matches on service types,
 //! so adding an engine means one new module and one line in [`registry`].
 
+pub mod mongodb;
 mod postgres;
 mod redis;
 pub mod tenancy;
