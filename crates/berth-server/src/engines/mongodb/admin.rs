@@ -95,8 +95,12 @@ pub fn error_code(e: &mongodb::error::Error) -> Option<i32> {
         _ => None,
     };
     direct.or_else(|| {
-        std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<mongodb::error::Error>())
+        // The driver keeps its source boxed, and the box is what `source()` hands out.
+        let source = std::error::Error::source(e)?;
+        source
+            .downcast_ref::<Box<mongodb::error::Error>>()
+            .map(AsRef::as_ref)
+            .or_else(|| source.downcast_ref::<mongodb::error::Error>())
             .and_then(error_code)
     })
 }
