@@ -22,7 +22,7 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$DATA/db"
   # A volume filled elsewhere (or Berth's volume marker, written as root) may hold files the
   # server could not write.
-  find "$DATA" ! -user mongodb -exec chown mongodb:mongodb {} +
+  find "$DATA" ! -user mongodb -exec chown -h mongodb:mongodb {} +
   for f in "${MONGO_INITDB_ROOT_USERNAME_FILE:-}" "${MONGO_INITDB_ROOT_PASSWORD_FILE:-}"; do
     # Berth writes secret files as root, world-readable (the official image reads them as its
     # own user); narrow them to mongodb. A read-only mount stays as it is.

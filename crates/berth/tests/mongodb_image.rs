@@ -83,6 +83,9 @@ async fn first_start_creates_the_root_user_and_requires_auth() {
     );
     let (ok, _) = mongo.exec(&["test", "-f", "/data/.berth-root-user-created"]);
     assert!(ok, "bootstrap marker written");
+    // The build stage's inputs (the host's CA bundle among them) stayed in the build stage.
+    let (found, _) = mongo.exec(&["test", "-e", "/build"]);
+    assert!(!found, "/build in the final image");
 
     let logs = mongo.logs();
     assert!(!logs.contains(&mongo.password), "password in the logs");

@@ -115,11 +115,14 @@ impl Mongo {
         loop {
             match admin::probe(self.port, ROOT, &self.password).await {
                 Ok(()) => return,
-                Err(e) => assert!(
-                    Instant::now() < deadline,
-                    "not ready: {e}; logs:\n{}",
-                    self.logs()
-                ),
+                Err(e) => {
+                    let running = docker(&["inspect", "-f", "{{.State.Running}}", &self.name]).1;
+                    assert!(
+                        running == "true" && Instant::now() < deadline,
+                        "not ready ({e}); running: {running}; logs:\n{}",
+                        self.logs()
+                    );
+                }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
