@@ -2,6 +2,7 @@
 //! `service_type` string to its engine. Nothing outside this folder matches on service types,
 //! so adding an engine means one new module and one line in [`registry`].
 
+pub mod mongodb;
 mod postgres;
 mod redis;
 mod s3;
@@ -149,7 +150,12 @@ pub trait Engine: Send + Sync + 'static {
 }
 
 /// The registry: one line per engine.
-static ENGINES: &[&dyn Engine] = &[&postgres::Postgres, &redis::Redis, &s3::S3];
+static ENGINES: &[&dyn Engine] = &[
+    &postgres::Postgres,
+    &redis::Redis,
+    &mongodb::MongoDb,
+    &s3::S3,
+];
 
 /// All engines, in display order.
 pub fn registry() -> &'static [&'static dyn Engine] {

@@ -9,6 +9,22 @@ mod recipe;
 pub use catalog::{OwnImage, own_images, recipe_for};
 pub use recipe::{Context, HostFile, Recipe, current_exe_dir};
 
+/// Name of the host's CA bundle in every build context (empty if the host has none), so a
+/// build stage that downloads over TLS (the MongoDB image's wheels) trusts what the host
+/// trusts, a TLS-intercepting proxy's CA included. Dockerfiles copy it into a build stage
+/// only, never into the final image; it is not part of the input hash (a CA rotation must not
+/// rebuild every image, and the downloads are pinned by hash).
+pub const HOST_CA_FILE: &str = "host-ca.pem";
+
+/// Where hosts keep their CA bundle, after `SSL_CERT_FILE`: Debian/Ubuntu/Alpine/Arch,
+/// Fedora/RHEL, openSUSE, BSD-style.
+const HOST_CA_PATHS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -113,7 +129,7 @@ impl ImageBuilder {
         }
         self.ensure_base(force, progress).await?;
         progress(&format!("building {reference}"));
-        let context = context.tar();
+        let context = context.tar(&host_ca_bundle().await);
         let args = HashMap::from([("BASE".to_string(), format!("{BASE_REPOSITORY}:{BASE_TAG}"))]);
         let labels = HashMap::from([(LABEL_INPUT_HASH.to_string(), hash)]);
         self.docker
@@ -200,6 +216,21 @@ impl ImageBuilder {
         }
         Ok(())
     }
+}
+
+/// The host's CA bundle (`SSL_CERT_FILE`, else the first of [`HOST_CA_PATHS`]), or nothing.
+/// Certificates are public: reading them is no secret handling.
+async fn host_ca_bundle() -> Vec<u8> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    for path in from_env
+        .into_iter()
+        .chain(HOST_CA_PATHS.iter().map(PathBuf::from))
+    {
+        if let Ok(bundle) = tokio::fs::read(&path).await {
+            return bundle;
+        }
+    }
+    Vec::new()
 }
 
 /// The Debian mirror this machine's apt uses (`BERTH_DEBIAN_MIRROR` overrides). Read from the

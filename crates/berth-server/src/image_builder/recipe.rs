@@ -80,10 +80,16 @@ impl Context {
         hex::encode(hasher.finalize())
     }
 
-    /// The build context as the tar archive Docker expects.
-    pub fn tar(&self) -> Vec<u8> {
+    /// The build context as the tar archive Docker expects, with the host's CA bundle as
+    /// [`super::HOST_CA_FILE`] (not part of the input hash).
+    pub fn tar(&self, host_ca: &[u8]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
-        for entry in &self.entries {
+        let ca = Entry {
+            name: super::HOST_CA_FILE,
+            bytes: Cow::Owned(host_ca.to_vec()),
+            mode: 0o644,
+        };
+        for entry in self.entries.iter().chain([&ca]) {
             let mut header = tar::Header::new_gnu();
             header.set_size(entry.bytes.len() as u64);
             header.set_mode(entry.mode);
@@ -146,7 +152,7 @@ mod tests {
         let second = Context::load(&recipe, dir.path()).unwrap();
         assert_ne!(first.input_hash(), second.input_hash());
 
-        let tar = second.tar();
+        let tar = second.tar(b"");
         let mut archive = tar::Archive::new(tar.as_slice());
         let mut seen = Vec::new();
         for entry in archive.entries().unwrap() {
