@@ -19,10 +19,22 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
     let berth = Berth::start().await;
     let pg = berth.create("postgres", &unique("sec-pg"), json!({})).await;
     let rd = berth.create("redis", &unique("sec-rd"), json!({})).await;
+    let mg = berth.create("mongodb", &unique("sec-mg"), json!({})).await;
+    let s3 = berth.create("s3", &unique("sec-s3"), json!({})).await;
+    let services = [&pg, &rd, &mg, &s3];
     let mut secrets = Vec::new();
-    for svc in [&pg, &rd] {
+    for svc in services {
         let id = svc["id"].as_i64().unwrap();
-        secrets.push(berth.password(id).await);
+        // The admin secret: `password`, or S3's `secret_key`.
+        let (_, revealed) = berth
+            .get(&format!("/api/external-services/{id}/reveal"))
+            .await;
+        let params = &revealed["parameters"];
+        let admin_secret = params["password"]
+            .as_str()
+            .or(params["secret_key"].as_str())
+            .unwrap();
+        secrets.push(admin_secret.to_string());
         // Exercise lifecycle paths that log.
         berth
             .get(&format!("/api/external-services/{id}/health?detail=true"))
@@ -34,8 +46,9 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             .post_wait(&format!("/api/external-services/{id}/start"), None)
             .await;
     }
+    let admins = services.len();
     secrets.push(berth.token.clone());
-    // Link both to a project: tenant passwords are secrets too.
+    // Link all of them to a project: tenant passwords are secrets too.
     let (_, project) = berth
         .call(
             reqwest::Method::POST,
@@ -44,7 +57,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         )
         .await;
     let project_id = project["id"].as_i64().unwrap();
-    for svc in [&pg, &rd] {
+    for svc in services {
         let (status, body) = berth
             .call(
                 reqwest::Method::POST,
@@ -62,8 +75,10 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
                 .await;
             for (name, value) in vars.as_object().unwrap() {
                 let value = value.as_str().unwrap().to_string();
-                // POSTGRES_PASSWORD and PGPASSWORD carry the same secret.
-                if name.ends_with("PASSWORD") && !secrets.contains(&value) {
+                // POSTGRES_PASSWORD and PGPASSWORD carry the same secret, S3_SECRET_KEY and
+                // AWS_SECRET_ACCESS_KEY too.
+                let secret = name.ends_with("PASSWORD") || name.contains("SECRET");
+                if secret && !secrets.contains(&value) {
                     secrets.push(value);
                 }
             }
@@ -71,11 +86,11 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
     }
     assert_eq!(
         secrets.len(),
-        3 + 4,
-        "two admin passwords, the token, four tenant passwords"
+        admins + 1 + 2 * admins,
+        "an admin secret per service, the token, a tenant secret per service and environment"
     );
     let mut previews = String::new();
-    for svc in [&pg, &rd] {
+    for svc in services {
         let (_, masked) = berth
             .get(&format!(
                 "/api/external-services/{}/preview-environment-masked",
@@ -132,7 +147,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
         .unwrap();
     assert!(cli_links.status.success());
     for (i, secret) in secrets.iter().enumerate() {
-        if i == 2 {
+        if i == admins {
             continue; // the token: sent by the CLI, never printed
         }
         assert!(
@@ -148,7 +163,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             "list response leaks a password"
         );
     }
-    for secret in &secrets[..2] {
+    for secret in &secrets[..admins] {
         assert!(
             !list.to_string().contains(secret.as_str()),
             "list response leaks a password"
@@ -171,7 +186,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
     }
     // Whoever can read the container's configuration (`docker inspect`) or copy its data
     // directory (a physical backup) learns no admin password.
-    for (svc, admin_password) in [&pg, &rd].into_iter().zip(&secrets[..2]) {
+    for (svc, admin_password) in services.into_iter().zip(&secrets[..admins]) {
         let container = svc["container_name"].as_str().unwrap();
         let (ok, inspect) = docker(&["inspect", container]);
         assert!(ok);
@@ -192,7 +207,7 @@ async fn passwords_stay_out_of_state_logs_and_default_output() {
             "the data volume of {container} holds the admin password in clear (or grep failed)"
         );
     }
-    for svc in [&pg, &rd] {
+    for svc in services {
         let path = format!("/api/external-services/{}?force=true&wait=true", svc["id"]);
         let (status, _) = berth.call(reqwest::Method::DELETE, &path, None).await;
         assert_eq!(status, reqwest::StatusCode::OK);
