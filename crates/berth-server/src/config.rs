@@ -30,7 +30,14 @@ pub struct ServerConfig {
     pub sync_wait_secs: u64,
     /// Default image per service type, overriding Berth's own (`postgres = "postgres:15"`).
     pub images: HashMap<String, String>,
+    /// Name of the Redis service `POST /api/kv/enable` creates to hold KV's data. Change it if a
+    /// service of yours already has this name, or if several Berth instances share one Docker
+    /// engine (its container is `berth-redis-<name>`).
+    pub kv_service_name: String,
 }
+
+/// See [`ServerConfig::kv_service_name`].
+pub const DEFAULT_KV_SERVICE_NAME: &str = "berth-kv";
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 60,
             sync_wait_secs: 120,
             images: HashMap::new(),
+            kv_service_name: DEFAULT_KV_SERVICE_NAME.into(),
         }
     }
 }

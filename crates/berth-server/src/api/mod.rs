@@ -5,6 +5,7 @@
 
 mod auth;
 mod extract;
+mod kv;
 mod links;
 mod openapi;
 mod operations;
@@ -77,6 +78,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(projects::delete_environment))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(kv::data::get))
+        .routes(routes!(kv::data::set))
+        .routes(routes!(kv::data::del))
+        .routes(routes!(kv::data::incr))
+        .routes(routes!(kv::data::expire))
+        .routes(routes!(kv::data::ttl))
+        .routes(routes!(kv::data::keys))
+        .routes(routes!(kv::manage::status))
+        .routes(routes!(kv::manage::enable))
+        .routes(routes!(kv::manage::update))
+        .routes(routes!(kv::manage::disable))
         .routes(routes!(system::status))
 }
 

@@ -24,6 +24,7 @@ use utoipa::openapi::{OpenApi, RefOr};
         (name = "projects", description = "Projects and environments"),
         (name = "operations", description = "Long-running operations"),
         (name = "tokens", description = "API tokens"),
+        (name = "kv", description = "Key-value storage for projects, kept in a Redis service of its own"),
         (name = "system", description = "Server status")
     )
 )]
@@ -43,7 +44,7 @@ impl Modify for BearerAuth {
                     .description(Some(
                         "An API token (`POST /api/tokens`, `berth token create`). Its scope decides \
                          what it may call: `admin` every route, `read_only` every GET, `project` \
-                         only the reads of its own project. Each operation lists the scopes that \
+                         only the reads of its own project and its KV. Each operation lists the scopes that \
                          may call it in `x-token-scopes`; any other answers 403.",
                     ))
                     .build(),

@@ -6,13 +6,13 @@
 //! - `read_only` tokens may call every read (GET, and HEAD, which axum answers with the GET
 //!   handler) except the [`CREDENTIAL_READS`], which answer with passwords in clear: a
 //!   monitoring or dashboard token must never be a way to the databases.
-//! - `project` tokens may call only the routes in [`PROJECT_ROUTES`], and only for their own
-//!   project. Any route not listed there is refused, so a route added later is admin-only until
+//! - `project` tokens may call only the routes in [`PROJECT_ROUTES`] (the reads of a project
+//!   and the KV data routes), and only for their own project. Any route not listed there is refused, so a route added later is admin-only until
 //!   someone allows it here. Another project's id is refused the same way whether or not that
 //!   project exists: the answer never tells.
 //!
-//! Routes that take their project from the body or the query instead of the path (the KV and
-//! blob routes to come) are listed with [`ProjectFrom::Acting`] and call
+//! Routes that take their project from the body or the query instead of the path (the KV data
+//! routes, the blob routes to come) are listed with [`ProjectFrom::Acting`] and call
 //! [`Principal::acting_project`].
 
 use axum::extract::FromRequestParts;
@@ -35,7 +35,6 @@ pub enum ProjectFrom {
     /// This path parameter holds the project id.
     Path(&'static str),
     /// The body or the query: the handler resolves it with [`Principal::acting_project`].
-    #[allow(dead_code)] // for the KV and blob routes to come
     Acting,
 }
 
@@ -55,7 +54,16 @@ const fn read(path: &'static str, project_param: &'static str) -> ProjectRoute {
     }
 }
 
-/// Everything a project token may call: the reads of its own project.
+/// A route whose handler takes the project from the body (see [`ProjectFrom::Acting`]).
+const fn acting(method: &'static str, path: &'static str) -> ProjectRoute {
+    ProjectRoute {
+        method,
+        path,
+        project: ProjectFrom::Acting,
+    }
+}
+
+/// Everything a project token may call: the reads of its own project, and its KV.
 pub const PROJECT_ROUTES: &[ProjectRoute] = &[
     read("/api/projects/{id}", "id"),
     // The deploy-time contract `berth env` and `berth run` read.
@@ -76,6 +84,13 @@ pub const PROJECT_ROUTES: &[ProjectRoute] = &[
         "/api/external-services/{id}/projects/{project_id}/environment/{var_name}",
         "project_id",
     ),
+    acting("POST", "/api/kv/get"),
+    acting("POST", "/api/kv/set"),
+    acting("POST", "/api/kv/del"),
+    acting("POST", "/api/kv/incr"),
+    acting("POST", "/api/kv/expire"),
+    acting("POST", "/api/kv/ttl"),
+    acting("POST", "/api/kv/keys"),
 ];
 
 /// Reads whose answers carry credentials in clear (the reveal, and linked projects' variables).
@@ -122,7 +137,7 @@ pub fn authorize(
             else {
                 return Err(format!(
                     "this token's scope is project {own}: it may only read that project and \
-                     its variables, not {method} {route}"
+                     its variables and use its KV, not {method} {route}"
                 ));
             };
             match allowed.project {
@@ -270,6 +285,32 @@ mod tests {
                     route.path
                 );
             }
+        }
+    }
+
+    #[test]
+    fn kv_data_routes_take_the_project_from_the_body() {
+        let scope = Scope::Project(3);
+        for route in ["/api/kv/get", "/api/kv/set", "/api/kv/keys"] {
+            assert!(
+                authorize(scope, &Method::POST, route, &[]).is_ok(),
+                "{route}"
+            );
+            assert!(authorize(Scope::ReadOnly, &Method::POST, route, &[]).is_err());
+            assert_eq!(
+                scopes_allowed(&Method::POST, route),
+                ["admin", "project"],
+                "{route}"
+            );
+        }
+        // Managing KV is the administrator's.
+        for (method, route) in [
+            (Method::POST, "/api/kv/enable"),
+            (Method::PATCH, "/api/kv/update"),
+            (Method::DELETE, "/api/kv/disable"),
+            (Method::GET, "/api/kv/status"),
+        ] {
+            assert!(authorize(scope, &method, route, &[]).is_err(), "{route}");
         }
     }
 

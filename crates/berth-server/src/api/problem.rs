@@ -72,6 +72,12 @@ pub mod responses {
         503,
         "Docker engine or state database unavailable"
     );
+    problem_response!(
+        KvUnavailable,
+        503,
+        "KV is not enabled, or its Redis service is stopped or does not answer (the detail says \
+         which and what to do), or the state database is unavailable"
+    );
 }
 
 impl ApiError {

@@ -204,6 +204,7 @@ pub async fn delete(State(state): State<AppState>, IdPath(id): IdPath) -> ApiRes
     // Logins first: if this fails the project is still there and the delete can be retried.
     let revoked = state.manager.revoke_project(id, None).await?;
     if state.store.delete_project(id).await? {
+        state.manager.kv_forget_project(id).await;
         Ok(deleted(revoked))
     } else {
         Err(ApiError::not_found(format!("project {id} does not exist")))

@@ -41,14 +41,25 @@ pub struct CreateRequest {
 }
 
 /// A parameter value on the wire: a string, or a number or boolean standing for its text.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)]
 pub enum ParamValue {
     Text(String),
     Integer(i64),
     Number(f64),
     Boolean(bool),
+}
+
+impl ParamValue {
+    /// The text the value stands for (`5432` for `5432` and `"5432"`).
+    pub fn into_text(self) -> String {
+        match self {
+            ParamValue::Text(text) => text,
+            ParamValue::Integer(n) => n.to_string(),
+            ParamValue::Number(n) => n.to_string(),
+            ParamValue::Boolean(b) => b.to_string(),
+        }
+    }
 }
 
 impl ServiceManager {

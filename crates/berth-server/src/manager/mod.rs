@@ -8,6 +8,7 @@ mod create;
 mod delete;
 mod errors;
 mod health;
+pub mod kv;
 mod lifecycle;
 mod links;
 mod ports;
@@ -57,6 +58,8 @@ pub struct ServiceManager {
     variables_cache: StdMutex<VariablesCache>,
     /// Set by SIGTERM: no new operation starts; running ones finish or are parked.
     shutting_down: std::sync::atomic::AtomicBool,
+    /// KV's backing as last read and its pooled connection (`kv/mod.rs`).
+    kv_state: kv::KvState,
 }
 
 type VariablesCache =
@@ -104,6 +107,7 @@ impl ServiceManager {
             metrics: Default::default(),
             variables_cache: Default::default(),
             shutting_down: Default::default(),
+            kv_state: Default::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! `RETURNING`); only the migrations differ per backend. Secret parameters are encrypted here,
 //! on the way in, so no other module can store one in plain text by mistake.
 
+mod kv;
 mod links;
 mod meta;
 mod operations;
@@ -20,6 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 use thiserror::Error;
 
+pub use kv::KvBacking;
 pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
@@ -42,9 +44,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     secrets: SecretBox,
-    /// Bumped after every committed write to services, projects, links, tenants or tokens, so
-    /// read caches (token checks, injected variables) know when they are stale. Berth is the
-    /// only writer of its state database, so an in-process counter is enough.
+    /// Bumped after every committed write to services, projects, links, tenants, tokens or the
+    /// KV backing, so read caches (token checks, injected variables, KV's backing) know when
+    /// they are stale. Berth is the only writer of its state database, so an in-process
+    /// counter is enough.
     generation: Arc<AtomicU64>,
     token_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, tokens::CachedToken>>>,
 }

@@ -3,6 +3,7 @@
 mod client;
 mod env;
 mod images;
+mod kv;
 mod output;
 mod projects;
 mod serve;
@@ -67,6 +68,11 @@ pub enum Command {
         #[command(subcommand)]
         command: services::ServiceCommand,
     },
+    /// A project's keys in KV, and KV's Redis service.
+    Kv {
+        #[command(subcommand)]
+        command: kv::KvCommand,
+    },
     /// Print the variables linked services inject into a project environment.
     Env(env::EnvArgs),
     /// Run a local command with a project environment's variables (host-side addresses).
@@ -80,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { ref command } => tokens::run(command, &client(&cli)?, cli.json).await,
         Command::Project { ref command } => projects::run(command, &client(&cli)?, cli.json).await,
         Command::Service { ref command } => services::run(command, &client(&cli)?, cli.json).await,
+        Command::Kv { ref command } => kv::run(command, &client(&cli)?, cli.json).await,
         Command::Env(ref args) => env::print(args, &client(&cli)?).await,
         Command::Run(ref args) => env::run(args, &client(&cli)?).await,
     }

@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// (default 120).
     #[arg(long, env = "BERTH_SYNC_WAIT")]
     pub sync_wait: Option<u64>,
+    /// Name of the Redis service KV keeps its data in (default `berth-kv`).
+    #[arg(long, env = "BERTH_KV_SERVICE_NAME")]
+    pub kv_service_name: Option<String>,
 }
 
 pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -57,6 +60,9 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     }
     if let Some(secs) = args.sync_wait {
         config.sync_wait_secs = secs;
+    }
+    if let Some(name) = args.kv_service_name {
+        config.kv_service_name = name;
     }
     init_logging();
     berth_server::app::run(config).await

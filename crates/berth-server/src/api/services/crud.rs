@@ -182,7 +182,7 @@ pub struct UpdateRequest {
 
 impl UpdateRequest {
     /// The parameters to change, with `docker_image` folded in (400 if both disagree).
-    fn into_parameters(self) -> ApiResult<Parameters> {
+    pub(crate) fn into_parameters(self) -> ApiResult<Parameters> {
         let mut parameters = self.parameters;
         if let Some(image) = self.docker_image {
             match parameters.get(DOCKER_IMAGE) {
@@ -267,6 +267,7 @@ pub async fn delete(
     Query(query): Query<DeleteQuery>,
     wait: Wait,
 ) -> ApiResult<Response> {
+    crate::api::kv::refuse_backing(&state, id, "deleted through this route").await?;
     let started = state
         .manager
         .delete(id, query.keep_data, query.force)

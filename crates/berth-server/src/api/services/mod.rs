@@ -201,7 +201,7 @@ pub async fn respond(
 }
 
 /// 202 with `{operation, service}` and `Location: /api/operations/{id}`.
-async fn accepted(
+pub(crate) async fn accepted(
     state: &AppState,
     operation: Operation,
     note: Option<String>,
