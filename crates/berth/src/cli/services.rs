@@ -12,7 +12,7 @@ use super::{ApiClient, output};
 pub enum ServiceCommand {
     /// Create a service and wait until it accepts connections.
     Create {
-        /// postgres, redis, ...
+        /// postgres, redis, mongodb or s3 (`GET /api/external-services/types` lists them)
         service_type: String,
         name: String,
         /// Parameter as key=value; repeat for several.
