@@ -59,6 +59,17 @@ impl From<bollard::errors::Error> for DockerError {
                 status_code: 400,
                 message,
             } => DockerError::BadRequest(message),
+            // Another program took a host port between Berth's check and the start: the
+            // user's to resolve (choose another port), not an internal error.
+            E::DockerResponseServerError { message, .. }
+                if message.contains("port is already allocated")
+                    || message.contains("address already in use") =>
+            {
+                DockerError::Conflict(format!(
+                    "a host port of this service was taken by another program meanwhile; choose another \
+                     port (Docker said: {message})"
+                ))
+            }
             E::DockerResponseServerError {
                 status_code,
                 message,
@@ -167,6 +178,20 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn a_taken_host_port_is_a_conflict_not_an_internal_error() {
+        let refused = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "driver failed programming external connectivity on endpoint x: Bind for \
+                      127.0.0.1:9001 failed: port is already allocated"
+                .into(),
+        };
+        match DockerError::from(refused) {
+            DockerError::Conflict(message) => assert!(message.contains("choose another port")),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// A client value that is never used to connect (bollard connects lazily).
     fn unused_client() -> Docker {
