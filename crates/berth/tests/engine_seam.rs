@@ -33,13 +33,17 @@ fn mounts(container: &str) -> Vec<(String, String)> {
         container,
     ]);
     assert!(ok, "{out}");
-    out.lines()
+    let mut mounts: Vec<(String, String)> = out
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let (name, dest) = l.split_once(' ').unwrap();
             (name.to_string(), dest.to_string())
         })
-        .collect()
+        .collect();
+    // Docker lists mounts in no fixed order.
+    mounts.sort();
+    mounts
 }
 
 #[tokio::test]

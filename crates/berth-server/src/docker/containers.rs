@@ -209,7 +209,13 @@ impl DockerClient {
         let image = image.to_string();
         self.with(|d| async move {
             match d.inspect_image(&image).await {
-                Ok(inspected) => Ok(inspected.config.and_then(|c| c.volumes).unwrap_or_default()),
+                Ok(inspected) => {
+                    // Docker keeps them in a map: sorted, so every container of a service gets
+                    // its mounts in the same order.
+                    let mut paths = inspected.config.and_then(|c| c.volumes).unwrap_or_default();
+                    paths.sort();
+                    Ok(paths)
+                }
                 Err(e) => match DockerError::from(e) {
                     DockerError::NotFound(_) => Ok(Vec::new()),
                     other => Err(other),
