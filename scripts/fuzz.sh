@@ -20,7 +20,10 @@ fi
 
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-BERTH_DATA_DIR="$work/data" "$BIN" serve --listen "127.0.0.1:$port" >"$work/berth.log" 2>&1 &
+# KV's Redis service gets a name of this run's own (`/api/kv/enable` may be fuzzed too), so
+# runs sharing a Docker engine never meet on one container.
+BERTH_DATA_DIR="$work/data" BERTH_KV_SERVICE_NAME="kv-fuzz-$port" \
+    "$BIN" serve --listen "127.0.0.1:$port" >"$work/berth.log" 2>&1 &
 pid=$!
 
 cleanup() {

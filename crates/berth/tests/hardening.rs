@@ -255,10 +255,10 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
             )
             .await;
         if let Some(mut kv_body) = kv_body {
-            // Its own project: past the policy (KV is not enabled here, so 503 says so).
+            // Its own project: past the policy (KV is not enabled here, so 404 says so).
             assert_eq!(
                 status,
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::NOT_FOUND,
                 "project token, {method} {path}: {answer}"
             );
             kv_body["project_id"] = json!(other);

@@ -266,6 +266,15 @@ async fn kv_commands_follow_temps_semantics() {
         "not an integer",
     )
     .await;
+    // Fuzz finding: an increment past i64 is bad input, not a server error.
+    kv.refused(
+        "incr",
+        json!({"key": "hits", "amount": i64::MAX}),
+        StatusCode::BAD_REQUEST,
+        "64-bit",
+    )
+    .await;
+    assert_eq!(kv.get("hits").await, json!(4), "unchanged");
 
     // keys: sorted, without the prefix; del counts what existed.
     assert_eq!(
@@ -639,7 +648,8 @@ async fn the_backing_service_lifecycle() {
     let project = create_project(&berth, &unique("life"), &["production"]).await;
     let kv = Kv::admin(&berth, project);
 
-    // Before enable: off, and data routes say how to turn it on.
+    // Before enable: off, and data routes say how to turn it on (404, as Temps' "not
+    // configured": KV is off, not out of order).
     let (status, off) = berth.get("/api/kv/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(off["enabled"], false, "{off}");
@@ -647,7 +657,7 @@ async fn the_backing_service_lifecycle() {
     kv.refused(
         "get",
         json!({"key": "k"}),
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::NOT_FOUND,
         "/api/kv/enable",
     )
     .await;
@@ -799,7 +809,7 @@ async fn the_backing_service_lifecycle() {
     kv.refused(
         "get",
         json!({"key": "kept"}),
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::NOT_FOUND,
         "disabled",
     )
     .await;
@@ -825,12 +835,24 @@ async fn the_backing_service_lifecycle() {
     kv.refused(
         "get",
         json!({"key": "kept"}),
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::NOT_FOUND,
         "not enabled",
     )
     .await;
-    // Enabled afresh: a new, empty service.
-    let fresh = enable(&berth, json!({"port": free_port()})).await;
-    assert_ne!(fresh["status"]["service_id"], service_id, "{fresh}");
+    // Enabled afresh, asynchronously: a new, empty service. A request arriving while it is
+    // being created waits for it rather than failing (fuzz finding: 503 while `creating`).
+    let (status, _, accepted) = berth
+        .call_with_headers(
+            Method::POST,
+            "/api/kv/enable",
+            Some(json!({"port": free_port()})),
+            &[("Prefer", "respond-async")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    kv.set("fresh", json!(true)).await;
     assert_eq!(kv.get("kept").await, Value::Null);
+    let (_, fresh) = berth.get("/api/kv/status").await;
+    assert_eq!(fresh["healthy"], true, "{fresh}");
+    assert_ne!(fresh["service_id"], service_id, "{fresh}");
 }

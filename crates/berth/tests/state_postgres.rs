@@ -51,7 +51,12 @@ async fn postgres_state_backend_round_trips() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let url = format!("postgres://postgres:statepw123@127.0.0.1:{port}/berth");
-    let mut berth = Berth::start_with(vec![], vec!["--database-url", &url]).await;
+    let kv_name = unique("kv");
+    let mut berth = Berth::start_with(
+        vec![],
+        vec!["--database-url", &url, "--kv-service-name", &kv_name],
+    )
+    .await;
     let svc = berth.create("redis", &unique("pgstate"), json!({})).await;
     let id = svc["id"].as_i64().unwrap();
     let password = berth.password(id).await;
@@ -111,4 +116,42 @@ async fn postgres_state_backend_round_trips() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, _, body) = berth.call_as(token, Method::GET, &own, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // KV on this backend: its record (migration 0005) survives a restart and goes with its
+    // service.
+    let (status, body) = berth
+        .call(
+            Method::POST,
+            "/api/kv/enable",
+            Some(json!({"port": free_port()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let project = create_project(&berth, &unique("pgkv"), &["production"]).await;
+    let set = json!({"key": "k", "value": {"n": 1}, "project_id": project});
+    let (status, body) = berth.call(Method::POST, "/api/kv/set", Some(set)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    berth.kill9();
+    berth.spawn().await;
+    let get = json!({"key": "k", "project_id": project});
+    let (status, body) = berth.call(Method::POST, "/api/kv/get", Some(get)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"], json!({"n": 1}), "{body}");
+    let mut conn = pg_connect(port, "postgres", "statepw123", "berth")
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv_backing WHERE enabled = 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    let (status, body) = berth
+        .call(Method::DELETE, "/api/kv/disable?delete_data=true", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv_backing")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the record went with the service");
 }

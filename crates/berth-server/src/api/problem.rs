@@ -73,10 +73,15 @@ pub mod responses {
         "Docker engine or state database unavailable"
     );
     problem_response!(
+        KvNotFound,
+        404,
+        "The project does not exist, or KV is not enabled (or was disabled)"
+    );
+    problem_response!(
         KvUnavailable,
         503,
-        "KV is not enabled, or its Redis service is stopped or does not answer (the detail says \
-         which and what to do), or the state database is unavailable"
+        "KV's Redis service is stopped or does not answer (the detail says which and what to \
+         do), or the state database is unavailable"
     );
 }
 

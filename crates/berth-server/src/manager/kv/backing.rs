@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::super::{
     CreateRequest, ManagerError, ManagerResult, ParamValue, ServiceManager, Started,
 };
+use super::not_enabled;
 
 /// How long the status waits for the backing's PING.
 const STATUS_PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -271,10 +272,4 @@ impl ServiceManager {
             Ok(Ok(pong)) if pong == "PONG"
         )
     }
-}
-
-fn not_enabled() -> ManagerError {
-    ManagerError::NotFound(
-        "KV is not enabled; enable it with POST /api/kv/enable (`berth kv enable`)".into(),
-    )
 }

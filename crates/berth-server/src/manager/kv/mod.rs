@@ -28,6 +28,9 @@ pub use backing::{EnableRequest, KvChange, KvStatus};
 pub use namespace::{MAX_DEL_KEYS, MAX_KEY_BYTES};
 pub use ops::{ProjectKv, SetOptions};
 
+/// Statuses of a service while an operation brings it up or changes it.
+const IN_FLIGHT: &[&str] = &["creating", "starting", "updating"];
+
 /// Connecting (TCP + AUTH) to the backing; beyond it the request answers 503.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One command's answer; beyond it the request answers 503 and the connection is rebuilt.
@@ -148,18 +151,23 @@ impl ServiceManager {
         Ok(true)
     }
 
-    /// The enabled backing and a connection to it, or the 503 saying why there is none.
+    /// The enabled backing and a connection to it, or the 404/503 saying why there is none.
     async fn kv_connection(&self) -> ManagerResult<(Arc<Backing>, MultiplexedConnection)> {
-        let backing = self.kv_backing_view().await?.ok_or_else(not_enabled)?;
-        if !backing.enabled {
-            return Err(ManagerError::Unavailable(format!(
-                "KV is disabled; its data is kept in Redis service {:?}. Enable it again with \
-                 POST /api/kv/enable (`berth kv enable`)",
-                backing.name
-            )));
-        }
-        if backing.desired_state == "stopped" {
-            return Err(stopped(&backing));
+        let mut backing = self.usable_backing().await?;
+        if IN_FLIGHT.contains(&backing.status.as_str()) {
+            // Being created, started or updated (an enable answered 202, an update): wait for
+            // that operation, as a request on the service itself would, rather than fail.
+            let lock = self.claim_lock(backing.service_id);
+            let bound = Duration::from_secs(self.config.sync_wait_secs);
+            if tokio::time::timeout(bound, lock.read()).await.is_err() {
+                return Err(ManagerError::Unavailable(format!(
+                    "KV's Redis service {:?} has been {} for {} s; retry later",
+                    backing.name,
+                    backing.status,
+                    bound.as_secs()
+                )));
+            }
+            backing = self.usable_backing().await?;
         }
         let endpoint = backing.endpoint.clone().ok_or_else(|| {
             ManagerError::Internal(format!(
@@ -187,6 +195,22 @@ impl ServiceManager {
             conn: conn.clone(),
         });
         Ok((backing, conn))
+    }
+
+    /// The backing if KV is on and its service should run.
+    async fn usable_backing(&self) -> ManagerResult<Arc<Backing>> {
+        let backing = self.kv_backing_view().await?.ok_or_else(not_enabled)?;
+        if !backing.enabled {
+            return Err(ManagerError::NotFound(format!(
+                "KV is disabled; its data is kept in Redis service {:?}. Enable it again with \
+                 POST /api/kv/enable (`berth kv enable`)",
+                backing.name
+            )));
+        }
+        if backing.desired_state == "stopped" {
+            return Err(stopped(&backing));
+        }
+        Ok(backing)
     }
 
     /// Runs one command on the backing; errors become the answer the client should get.
@@ -246,11 +270,13 @@ impl ServiceManager {
                 "KV's Redis service {:?} is loading its data; retry shortly",
                 backing.name
             )),
-            _ if detail.contains("not an integer") => ManagerError::BadRequest(
-                "the key's value is not an integer, or the result would not fit a 64-bit \
-                 signed integer"
-                    .into(),
-            ),
+            _ if detail.contains("not an integer") || detail.contains("overflow") => {
+                ManagerError::BadRequest(
+                    "the key's value is not an integer, or the result would not fit a 64-bit \
+                     signed integer"
+                        .into(),
+                )
+            }
             _ if detail.contains("invalid expire time") => {
                 ManagerError::BadRequest("the expiry is out of range for Redis".into())
             }
@@ -270,8 +296,9 @@ impl ServiceManager {
     }
 }
 
+/// 404 as in Temps ("not configured"): KV is off, not out of order.
 fn not_enabled() -> ManagerError {
-    ManagerError::Unavailable(
+    ManagerError::NotFound(
         "KV is not enabled; enable it with POST /api/kv/enable (`berth kv enable`)".into(),
     )
 }

@@ -84,7 +84,7 @@ impl ServiceManager {
             Ok(0) => {}
             Ok(removed) => tracing::info!(project_id, removed, "removed the project's KV keys"),
             // KV never enabled: nothing to remove.
-            Err(ManagerError::Unavailable(why)) if why.starts_with("KV is not enabled") => {}
+            Err(ManagerError::NotFound(why)) if why.starts_with("KV is not enabled") => {}
             Err(e) => tracing::warn!(project_id, "the project's KV keys stay: {e}"),
         }
     }
