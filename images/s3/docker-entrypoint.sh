@@ -33,11 +33,13 @@ issue_tls() {
       echo "berth-entrypoint: hostname '$host' is not a DNS name; cannot issue a certificate" >&2
       exit 1 ;;
   esac
+  # The names live in subjectAltName, which is what clients check; the subjects' common names
+  # are fixed because a CN is limited to 64 characters and hostnames reach 63.
   names="DNS:$host,DNS:localhost"
   umask 077
   if [ ! -s "$tls/ca.crt" ] || [ ! -s "$tls/ca.key" ]; then
     openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout "$tls/ca.key.tmp" -out "$tls/ca.crt.tmp" -days 36500 -subj "/CN=Berth S3 CA $host" \
+      -keyout "$tls/ca.key.tmp" -out "$tls/ca.crt.tmp" -days 36500 -subj "/CN=Berth S3 CA" \
       -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
       2>/dev/null
     mv "$tls/ca.key.tmp" "$tls/ca.key"
@@ -52,7 +54,7 @@ issue_tls() {
     printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
       "$names" > "$tls/server.ext"
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout "$tls/server.key.tmp" -out "$tls/server.csr" -subj "/CN=$host" 2>/dev/null
+      -keyout "$tls/server.key.tmp" -out "$tls/server.csr" -subj "/CN=berth-s3" 2>/dev/null
     openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
       -set_serial "0x$(openssl rand -hex 16)" -days 825 -extfile "$tls/server.ext" \
       -out "$tls/server.crt.tmp" 2>/dev/null

@@ -563,7 +563,7 @@ async fn the_longest_service_name_runs_for_every_type() {
         .chars()
         .take(48)
         .collect::<String>();
-    for service_type in ["postgres", "redis"] {
+    for service_type in ["postgres", "redis", "mongodb", "s3"] {
         let svc = berth.create(service_type, &name, json!({})).await;
         assert_eq!(svc["status"], "running", "{svc}");
         berth.delete_service(svc["id"].as_i64().unwrap()).await;

@@ -252,7 +252,7 @@ async fn every_managed_services_route_answers_as_temps() {
                 .unwrap_or_else(|| panic!("type names are strings: {types}"))
         })
         .collect();
-    assert_eq!(names, ["postgres", "redis"]);
+    assert_eq!(names, ["postgres", "redis", "mongodb", "s3"]);
 
     // Provider metadata, all of it and by type; 404 for an unknown type.
     let all = expect(
@@ -291,7 +291,7 @@ async fn every_managed_services_route_answers_as_temps() {
     expect_problem(
         &berth,
         Method::GET,
-        "/api/external-services/providers/metadata/mongodb",
+        "/api/external-services/providers/metadata/cassandra",
         StatusCode::NOT_FOUND,
     )
     .await;
