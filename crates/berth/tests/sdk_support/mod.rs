@@ -17,12 +17,11 @@ pub async fn berth_with_kv() -> Berth {
     berth
 }
 
-/// A server with Blob enabled on a service of its own. The flag naming Blob's service follows
-/// KV's (`--kv-service-name`); adjust here if the blob branch names it otherwise.
+/// A server with Blob enabled on a service of its own (unique name, free port).
 pub async fn berth_with_blob() -> Berth {
     let name = unique("sdkblob");
     let berth = Berth::start_with(vec![], vec!["--blob-service-name", &name]).await;
-    enable(&berth, "/api/blob/enable", json!({})).await;
+    enable(&berth, "/api/blob/enable", json!({"port": free_port()})).await;
     berth
 }
 
