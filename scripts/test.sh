@@ -14,6 +14,8 @@ install_packages() {
     command -v curl >/dev/null || missing+=(curl)
     # psql runs under `berth run` in the linking tests, like a developer's tool would.
     command -v psql >/dev/null || missing+=(postgresql-client)
+    # The TypeScript SDK's tests run under Debian's node (18 on bookworm), no npm needed.
+    command -v node >/dev/null || missing+=(nodejs)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         apt-get update -qq
