@@ -13,16 +13,6 @@ use mongodb::bson::{Document, doc};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-async fn env(berth: &Berth, service: i64, project: i64) -> BTreeMap<String, String> {
-    let (status, body) = berth
-        .get(&format!(
-            "/api/external-services/{service}/projects/{project}/environment"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
 /// The project's client through the published port, as its variables say to log in.
 fn tenant(port: u16, vars: &BTreeMap<String, String>) -> mongodb::Client {
     admin::client(
@@ -72,7 +62,10 @@ async fn mongodb_services_link_projects_to_their_own_database_only() {
         let (status, body) = link_project(&berth, id, project).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let (va, vb) = (env(&berth, id, a).await, env(&berth, id, b).await);
+    let (va, vb) = (
+        project_env(&berth, id, a, "production").await,
+        project_env(&berth, id, b, "production").await,
+    );
     for name in [
         "MONGODB_URL",
         "MONGODB_HOST",

@@ -27,21 +27,6 @@ async fn unlink(berth: &Berth, service: i64, project: i64) {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 }
 
-async fn env(
-    berth: &Berth,
-    service: i64,
-    project: i64,
-    environment: &str,
-) -> BTreeMap<String, String> {
-    let (status, body) = berth
-        .get(&format!(
-            "/api/external-services/{service}/projects/{project}/environment?environment={environment}"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
 /// A running postgres service: (id, published port, admin password, service JSON).
 async fn postgres(berth: &Berth, prefix: &str, params: Value) -> (i64, u16, String, Value) {
     let pg = berth.create("postgres", &unique(prefix), params).await;
@@ -126,7 +111,7 @@ async fn hand_made_database_and_role_named_like_tenants_are_neither_adopted_nor_
             .await
             .unwrap();
     assert_eq!(comment, None, "and is not marked as Berth's");
-    let production = env(&berth, id, shop, "production").await;
+    let production = project_env(&berth, id, shop, "production").await;
     assert_ne!(production["POSTGRES_DB"], "shop_production");
     assert!(
         production["POSTGRES_DB"].starts_with("shop_production_"),
@@ -142,7 +127,7 @@ async fn hand_made_database_and_role_named_like_tenants_are_neither_adopted_nor_
     );
     tenant_connects(&production, port).await;
 
-    let staging = env(&berth, id, shop, "staging").await;
+    let staging = project_env(&berth, id, shop, "staging").await;
     assert_ne!(staging["POSTGRES_USER"], "shop_staging");
     tenant_connects(&staging, port).await;
     pg_connect(port, "shop_staging", "handmade-pass", "postgres")
@@ -166,7 +151,7 @@ async fn recorded_tenant_name_taken_over_by_hand_is_refused_not_altered() {
     let shop = create_project(&berth, "shop", &["production"]).await;
     let (status, body) = link_project(&berth, id, shop).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let vars = env(&berth, id, shop, "production").await;
+    let vars = project_env(&berth, id, shop, "production").await;
     let name = vars["POSTGRES_DB"].clone();
     unlink(&berth, id, shop).await;
 
@@ -225,7 +210,7 @@ async fn projects_named_like_the_admin_or_system_objects_get_safe_names() {
         let p = create_project(&berth, slug, &["production"]).await;
         let (status, body) = link_project(&berth, id, p).await;
         assert_eq!(status, StatusCode::CREATED, "linking {slug}: {body}");
-        tenants.push((slug, env(&berth, id, p, "production").await));
+        tenants.push((slug, project_env(&berth, id, p, "production").await));
     }
     for (slug, vars) in &tenants {
         let db = &vars["POSTGRES_DB"];
@@ -271,7 +256,7 @@ async fn tenant_database_is_made_from_template0() {
     let p = create_project(&berth, "tpl", &["production"]).await;
     let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let vars = env(&berth, id, p, "production").await;
+    let vars = project_env(&berth, id, p, "production").await;
     let mut conn = tenant_connects(&vars, port).await;
     let found: Option<String> =
         sqlx::query_scalar("SELECT to_regclass('planted_in_template1')::text")
@@ -288,7 +273,7 @@ async fn tenant_cannot_connect_to_template1_postgres_or_the_admin_database() {
     let p = create_project(&berth, "conn", &["production"]).await;
     let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let vars = env(&berth, id, p, "production").await;
+    let vars = project_env(&berth, id, p, "production").await;
     tenant_connects(&vars, port).await;
     for db in ["template1", "postgres", "appdb"] {
         let err = pg_connect(port, &vars["POSTGRES_USER"], &vars["POSTGRES_PASSWORD"], db)
@@ -307,7 +292,7 @@ async fn tenant_connection_limit_is_enforced() {
     let p = create_project(&berth, "limit", &["production"]).await;
     let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let vars = env(&berth, id, p, "production").await;
+    let vars = project_env(&berth, id, p, "production").await;
     let first = tenant_connects(&vars, port).await;
     let second = tenant_connects(&vars, port).await;
     let err = pg_connect(
@@ -341,7 +326,7 @@ async fn passwords_never_reach_the_server_log_even_with_log_statement_all() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut passwords = Vec::new();
     for e in ["production", "staging"] {
-        passwords.push(env(&berth, id, p, e).await["POSTGRES_PASSWORD"].clone());
+        passwords.push(project_env(&berth, id, p, e).await["POSTGRES_PASSWORD"].clone());
     }
     // A re-link provisions again (ALTER ROLE ... PASSWORD on existing roles).
     unlink(&berth, id, p).await;
@@ -540,7 +525,7 @@ async fn revoke_then_provision_turns_login_off_and_back_on() {
     let p = create_project(&berth, "rev", &["production"]).await;
     let (status, body) = link_project(&berth, id, p).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let vars = env(&berth, id, p, "production").await;
+    let vars = project_env(&berth, id, p, "production").await;
     let tenant = credentials(&vars);
     let params = service_params(&pg, &admin_pw);
     let docker = berth_server::docker::DockerClient::new();

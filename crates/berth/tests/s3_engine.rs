@@ -12,16 +12,6 @@ use futures_util::stream;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-async fn env(berth: &Berth, service: i64, project: i64) -> BTreeMap<String, String> {
-    let (status, body) = berth
-        .get(&format!(
-            "/api/external-services/{service}/projects/{project}/environment"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    serde_json::from_value(body).unwrap()
-}
-
 /// A client for a linked project, through the published port (the variables name the
 /// container, which only the Docker network resolves).
 fn tenant_client(port: u16, vars: &BTreeMap<String, String>) -> S3Client {
@@ -140,7 +130,10 @@ async fn each_linked_project_gets_its_own_bucket_and_key() {
         let (status, body) = link_project(&berth, id, project).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let (va, vb) = (env(&berth, id, a).await, env(&berth, id, b).await);
+    let (va, vb) = (
+        project_env(&berth, id, a, "production").await,
+        project_env(&berth, id, b, "production").await,
+    );
     for name in [
         "S3_ENDPOINT",
         "S3_HOST",

@@ -473,3 +473,20 @@ pub async fn create_token(berth: &Berth, body: Value) -> Value {
     );
     created
 }
+
+/// The variables a linked project environment gets from a service (`GET
+/// /api/external-services/{id}/projects/{project_id}/environment`), asserting 200.
+pub async fn project_env(
+    berth: &Berth,
+    service: i64,
+    project: i64,
+    environment: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let (status, body) = berth
+        .get(&format!(
+            "/api/external-services/{service}/projects/{project}/environment?environment={environment}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_value(body).unwrap()
+}
