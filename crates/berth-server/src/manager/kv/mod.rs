@@ -169,23 +169,24 @@ impl ServiceManager {
             }
             backing = self.usable_backing().await?;
         }
-        let endpoint = backing.endpoint.clone().ok_or_else(|| {
-            ManagerError::Internal(format!(
+        let Some(endpoint) = backing.endpoint.as_ref() else {
+            return Err(ManagerError::Internal(format!(
                 "KV's Redis service {} has no port recorded",
                 backing.service_id
-            ))
-        })?;
+            )));
+        };
         if let Some(pooled) = self.kv_state.pool.lock().expect("kv pool").as_ref()
-            && pooled.endpoint == endpoint
+            && pooled.endpoint == *endpoint
         {
-            return Ok((backing, pooled.conn.clone()));
+            return Ok((backing.clone(), pooled.conn.clone()));
         }
         let _connecting = self.kv_state.connecting.lock().await;
         if let Some(pooled) = self.kv_state.pool.lock().expect("kv pool").as_ref()
-            && pooled.endpoint == endpoint
+            && pooled.endpoint == *endpoint
         {
-            return Ok((backing, pooled.conn.clone()));
+            return Ok((backing.clone(), pooled.conn.clone()));
         }
+        let endpoint = endpoint.clone();
         let conn = connect(&endpoint)
             .await
             .map_err(|e| unreachable(&backing, &redis_detail(&e, &endpoint)))?;
