@@ -142,6 +142,8 @@ pub struct Server {
 pub async fn build(config: ServerConfig) -> anyhow::Result<Server> {
     berth_core::names::validate_service_name(&config.kv_service_name)
         .with_context(|| format!("kv_service_name {:?}", config.kv_service_name))?;
+    berth_core::names::validate_service_name(&config.blob_service_name)
+        .with_context(|| format!("blob_service_name {:?}", config.blob_service_name))?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;

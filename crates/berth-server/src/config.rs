@@ -34,7 +34,18 @@ pub struct ServerConfig {
     /// service of yours already has this name, or if several Berth instances share one Docker
     /// engine (its container is `berth-redis-<name>`).
     pub kv_service_name: String,
+    /// Name of the S3 service `POST /api/blob/enable` creates to hold every project's blobs
+    /// (its container is `berth-s3-<name>`).
+    pub blob_service_name: String,
+    /// Largest blob a `POST /api/blob` accepts, in bytes; a larger body is refused with 413
+    /// and nothing is stored. Uploads are streamed, so this bounds disk, not memory.
+    pub blob_max_bytes: u64,
 }
+
+/// See [`ServerConfig::blob_service_name`].
+pub const DEFAULT_BLOB_SERVICE_NAME: &str = "berth-blob";
+/// See [`ServerConfig::blob_max_bytes`]: 5 GiB.
+pub const DEFAULT_BLOB_MAX_BYTES: u64 = 5 << 30;
 
 /// See [`ServerConfig::kv_service_name`].
 pub const DEFAULT_KV_SERVICE_NAME: &str = "berth-kv";
@@ -52,6 +63,8 @@ impl Default for ServerConfig {
             sync_wait_secs: 120,
             images: HashMap::new(),
             kv_service_name: DEFAULT_KV_SERVICE_NAME.into(),
+            blob_service_name: DEFAULT_BLOB_SERVICE_NAME.into(),
+            blob_max_bytes: DEFAULT_BLOB_MAX_BYTES,
         }
     }
 }

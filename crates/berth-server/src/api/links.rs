@@ -106,7 +106,7 @@ pub async fn link(
             body.project_id
         )));
     }
-    super::kv::refuse_backing(&state, id, "linked to projects").await?;
+    crate::api::backing::refuse(&state, id, "linked to projects").await?;
     let (view, created) = state.manager.link(id, body.project_id).await?;
     let status = if created {
         StatusCode::CREATED

@@ -4,6 +4,8 @@
 //! module.
 
 mod auth;
+mod backing;
+mod blob;
 mod extract;
 mod kv;
 mod links;
@@ -89,6 +91,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(kv::manage::enable))
         .routes(routes!(kv::manage::update))
         .routes(routes!(kv::manage::disable))
+        .routes(routes!(
+            blob::data::put,
+            blob::data::list,
+            blob::data::delete
+        ))
+        .routes(routes!(blob::data::copy))
+        .routes(routes!(blob::download::get, blob::download::head))
+        .routes(routes!(blob::manage::status))
+        .routes(routes!(blob::manage::enable))
+        .routes(routes!(blob::manage::update))
+        .routes(routes!(blob::manage::disable))
         .routes(routes!(system::status))
 }
 

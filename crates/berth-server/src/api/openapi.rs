@@ -66,6 +66,7 @@ pub fn finish(document: OpenApi) -> OpenApi {
     service_types(&mut value);
     environment_names(&mut value);
     token_scopes(&mut value);
+    wildcard_names(&mut value);
     let links: Vec<_> = LINK_RULES
         .iter()
         .map(|rule| (rule, links_to_targets(&mut value, rule)))
@@ -78,7 +79,7 @@ pub fn finish(document: OpenApi) -> OpenApi {
     document
 }
 
-const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+const METHODS: [&str; 6] = ["get", "head", "put", "post", "delete", "patch"];
 
 fn operations(value: &mut Value) -> impl Iterator<Item = (&String, &str, &mut Value)> {
     value["paths"]
@@ -96,6 +97,20 @@ fn operations(value: &mut Value) -> impl Iterator<Item = (&String, &str, &mut Va
                         .map(|m| (path, *m, operation))
                 })
         })
+}
+
+/// axum spells a catch-all segment `{*path}` (the route is registered with it); OpenAPI
+/// names it `{path}`. Renamed last, after the policy has read the routes as axum has them.
+fn wildcard_names(value: &mut Value) {
+    let Some(paths) = value["paths"].as_object_mut() else {
+        return;
+    };
+    let wild: Vec<String> = paths.keys().filter(|k| k.contains("{*")).cloned().collect();
+    for key in wild {
+        if let Some(item) = paths.remove(&key) {
+            paths.insert(key.replace("{*", "{"), item);
+        }
+    }
 }
 
 /// Path ids are positive integers (`IdPath`, `parse_id`): anything else is a 404.

@@ -63,7 +63,7 @@ const fn acting(method: &'static str, path: &'static str) -> ProjectRoute {
     }
 }
 
-/// Everything a project token may call: the reads of its own project, and its KV.
+/// Everything a project token may call: the reads of its own project, its KV and its Blob.
 pub const PROJECT_ROUTES: &[ProjectRoute] = &[
     read("/api/projects/{id}", "id"),
     // The deploy-time contract `berth env` and `berth run` read.
@@ -91,6 +91,12 @@ pub const PROJECT_ROUTES: &[ProjectRoute] = &[
     acting("POST", "/api/kv/expire"),
     acting("POST", "/api/kv/ttl"),
     acting("POST", "/api/kv/keys"),
+    acting("POST", "/api/blob"),
+    acting("GET", "/api/blob"),
+    acting("DELETE", "/api/blob"),
+    acting("POST", "/api/blob/copy"),
+    // GET and HEAD of one blob: the project is in the path.
+    read("/api/blob/{project_id}/{*path}", "project_id"),
 ];
 
 /// Reads whose answers carry credentials in clear (the reveal, and linked projects' variables).
@@ -137,7 +143,7 @@ pub fn authorize(
             else {
                 return Err(format!(
                     "this token's scope is project {own}: it may only read that project and \
-                     its variables and use its KV, not {method} {route}"
+                     its variables and use its KV and Blob, not {method} {route}"
                 ));
             };
             match allowed.project {

@@ -83,6 +83,17 @@ pub mod responses {
         "KV's Redis service is stopped or does not answer (the detail says which and what to \
          do), or the state database is unavailable"
     );
+    problem_response!(
+        BlobUnavailable,
+        503,
+        "Blob is not enabled, or its S3 service is stopped or does not answer (the detail says \
+         which and what to do), or the state database is unavailable"
+    );
+    problem_response!(
+        Forbidden,
+        403,
+        "The token's scope does not allow this (another project's blob)"
+    );
 }
 
 impl ApiError {
@@ -163,6 +174,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::Conflict(m) | ManagerError::DataMissing(m) => Self::conflict(m),
             ManagerError::Unavailable(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, m),
             ManagerError::NotStarted(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+            ManagerError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, m),
             ManagerError::Internal(m) => Self::internal(m),
         }
     }

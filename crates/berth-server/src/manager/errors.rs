@@ -24,6 +24,9 @@ pub enum ManagerError {
     /// The service's volume is gone or holds other data; nothing was recreated.
     #[error("{0}")]
     DataMissing(String),
+    /// A body larger than allowed (a blob over `blob_max_bytes`); nothing was stored.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -40,6 +43,7 @@ impl ManagerError {
             ManagerError::Unavailable(m) => ManagerError::Unavailable(f(m)),
             ManagerError::NotStarted(m) => ManagerError::NotStarted(f(m)),
             ManagerError::DataMissing(m) => ManagerError::DataMissing(f(m)),
+            ManagerError::TooLarge(m) => ManagerError::TooLarge(f(m)),
             ManagerError::Internal(m) => ManagerError::Internal(f(m)),
         }
     }

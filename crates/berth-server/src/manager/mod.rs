@@ -4,6 +4,8 @@
 //! reports its step, and on failure undoes what it did. The reconciler calls the same undo
 //! and finish functions after a crash.
 
+pub mod backing;
+pub mod blob;
 mod create;
 mod delete;
 mod errors;
@@ -60,6 +62,10 @@ pub struct ServiceManager {
     shutting_down: std::sync::atomic::AtomicBool,
     /// KV's backing as last read and its pooled connection (`kv/mod.rs`).
     kv_state: kv::KvState,
+    /// Blob's S3 client, rebuilt when its backing's endpoint changes (`blob/mod.rs`).
+    blob_state: blob::BlobState,
+    /// Serialises enable, update and disable of every backing service (`backing.rs`).
+    backing_admin: tokio::sync::Mutex<()>,
 }
 
 type VariablesCache =
@@ -108,6 +114,8 @@ impl ServiceManager {
             variables_cache: Default::default(),
             shutting_down: Default::default(),
             kv_state: Default::default(),
+            blob_state: Default::default(),
+            backing_admin: Default::default(),
         })
     }
 

@@ -3,7 +3,7 @@
 //! `RETURNING`); only the migrations differ per backend. Secret parameters are encrypted here,
 //! on the way in, so no other module can store one in plain text by mistake.
 
-mod kv;
+mod backing;
 mod links;
 mod meta;
 mod operations;
@@ -21,7 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 use thiserror::Error;
 
-pub use kv::KvBacking;
+pub use backing::Backing;
 pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};

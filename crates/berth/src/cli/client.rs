@@ -27,6 +27,12 @@ impl ApiClient {
         })
     }
 
+    /// A request to `/api{path}` with the token, for bodies that are streamed (Blob).
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/api{}", self.base, path);
+        self.http.request(method, &url).bearer_auth(&self.token)
+    }
+
     /// Sends a request; returns the status and parsed JSON body (Null when empty).
     pub async fn send(
         &self,

@@ -77,6 +77,14 @@ pub struct ProjectArg {
 }
 
 impl ProjectArg {
+    /// The named project's id, if one was named.
+    pub async fn id(&self, api: &ApiClient) -> anyhow::Result<Option<i64>> {
+        match &self.project {
+            Some(project) => Ok(Some(super::env::project_id(api, project).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The request body with `project_id` when a project was named.
     async fn body(&self, api: &ApiClient, mut body: Value) -> anyhow::Result<Value> {
         if let Some(project) = &self.project {

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch. Each noun has its own module.
 
+mod blob;
 mod client;
 mod env;
 mod images;
@@ -73,6 +74,11 @@ pub enum Command {
         #[command(subcommand)]
         command: kv::KvCommand,
     },
+    /// A project's blobs in Blob (streamed files).
+    Blob {
+        #[command(subcommand)]
+        command: blob::BlobCommand,
+    },
     /// Print the variables linked services inject into a project environment.
     Env(env::EnvArgs),
     /// Run a local command with a project environment's variables (host-side addresses).
@@ -87,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project { ref command } => projects::run(command, &client(&cli)?, cli.json).await,
         Command::Service { ref command } => services::run(command, &client(&cli)?, cli.json).await,
         Command::Kv { ref command } => kv::run(command, &client(&cli)?, cli.json).await,
+        Command::Blob { ref command } => blob::run(command, &client(&cli)?).await,
         Command::Env(ref args) => env::print(args, &client(&cli)?).await,
         Command::Run(ref args) => env::run(args, &client(&cli)?).await,
     }

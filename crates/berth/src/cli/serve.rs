@@ -31,6 +31,12 @@ pub struct ServeArgs {
     /// Name of the Redis service KV keeps its data in (default `berth-kv`).
     #[arg(long, env = "BERTH_KV_SERVICE_NAME")]
     pub kv_service_name: Option<String>,
+    /// Name of the S3 service Blob keeps its data in (default `berth-blob`).
+    #[arg(long, env = "BERTH_BLOB_SERVICE_NAME")]
+    pub blob_service_name: Option<String>,
+    /// Largest blob accepted, in bytes (default 5 GiB); larger uploads get 413.
+    #[arg(long, env = "BERTH_BLOB_MAX_BYTES")]
+    pub blob_max_bytes: Option<u64>,
 }
 
 pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -63,6 +69,12 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     }
     if let Some(name) = args.kv_service_name {
         config.kv_service_name = name;
+    }
+    if let Some(name) = args.blob_service_name {
+        config.blob_service_name = name;
+    }
+    if let Some(bytes) = args.blob_max_bytes {
+        config.blob_max_bytes = bytes;
     }
     init_logging();
     berth_server::app::run(config).await

@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::json::{DisableQuery, DisableResponse, KvChangeResponse};
 use crate::api::AppState;
+use crate::api::backing::settle;
 use crate::api::extract::{JsonBody, Query, Wait, WaitParams};
+use crate::api::problem::ApiResult;
 use crate::api::problem::responses as errors;
-use crate::api::problem::{ApiError, ApiResult};
+use crate::api::services::AcceptedResponse;
 use crate::api::services::crud::UpdateRequest;
-use crate::api::services::{AcceptedResponse, accepted};
-use crate::manager::Started;
 use crate::manager::kv::{EnableRequest, KvChange, KvStatus};
 
 #[utoipa::path(
@@ -142,41 +142,4 @@ async fn answer(state: &AppState, change: KvChange, wait: Wait) -> ApiResult<Res
         status,
     })
     .into_response())
-}
-
-/// Waits for the operation as the service routes do (`services::respond`): `None` once it has
-/// succeeded, its error if it failed, or the 202 answer when the client asked for one or the
-/// bound passed (the operation keeps running).
-async fn settle(state: &AppState, started: Started, wait: Wait) -> ApiResult<Option<Response>> {
-    let Started {
-        operation, done, ..
-    } = started;
-    let (op_id, service_id) = (operation.id, operation.service_id.unwrap_or_default());
-    if wait.respond_async {
-        return accepted(state, operation, None, service_id, wait.preference_applied)
-            .await
-            .map(Some);
-    }
-    let mut bound = std::time::Duration::from_secs(state.manager.config.sync_wait_secs);
-    if let Some(secs) = wait.prefer_wait_secs {
-        bound = bound.min(std::time::Duration::from_secs(secs));
-    }
-    match tokio::time::timeout(bound, done).await {
-        Ok(joined) => {
-            let outcome =
-                joined.map_err(|e| ApiError::internal(format!("operation task failed: {e}")))?;
-            outcome.map_err(|e| {
-                let mut err = ApiError::from(e);
-                err.operation_id = Some(op_id);
-                err
-            })?;
-            Ok(None)
-        }
-        Err(_) => {
-            let operation = state.store.operation(op_id).await?.unwrap_or(operation);
-            accepted(state, operation, None, service_id, false)
-                .await
-                .map(Some)
-        }
-    }
 }

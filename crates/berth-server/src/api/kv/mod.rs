@@ -7,7 +7,7 @@ pub mod manage;
 
 use super::AppState;
 use super::policy::Principal;
-use super::problem::{ApiError, ApiResult};
+use super::problem::ApiResult;
 use crate::manager::kv::ProjectKv;
 use crate::store::Scope;
 
@@ -22,17 +22,4 @@ async fn project_kv(
     // Authentication only accepts a project token while its project exists.
     let verified = matches!(principal.scope, Scope::Project(_));
     Ok(state.manager.kv(project_id, verified).await?)
-}
-
-/// 409 when service `id` is KV's backing: the ordinary routes may not delete it (KV's data
-/// would go with it unannounced) or link it (its keys are every project's).
-pub async fn refuse_backing(state: &AppState, id: i64, action: &str) -> ApiResult<()> {
-    if state.manager.kv_backing_service().await? != Some(id) {
-        return Ok(());
-    }
-    Err(ApiError::conflict(format!(
-        "service {id} is KV's Redis service (see GET /api/kv/status) and cannot be {action}: \
-         it holds every project's KV data. To delete it with that data, use \
-         DELETE /api/kv/disable?delete_data=true"
-    )))
 }

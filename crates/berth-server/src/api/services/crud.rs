@@ -267,7 +267,7 @@ pub async fn delete(
     Query(query): Query<DeleteQuery>,
     wait: Wait,
 ) -> ApiResult<Response> {
-    crate::api::kv::refuse_backing(&state, id, "deleted through this route").await?;
+    crate::api::backing::refuse(&state, id, "deleted through this route").await?;
     let started = state
         .manager
         .delete(id, query.keep_data, query.force)

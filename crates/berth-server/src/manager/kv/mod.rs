@@ -1,6 +1,6 @@
 //! KV: a key-value store for projects (Temps' `/kv/*`) kept in a Redis service of its own,
 //! an ordinary Berth service (health, start/stop, upgrade and the reconciler apply to it)
-//! recorded as KV's backing in the store (`kv_backing`). Never a tenant's database: projects
+//! recorded as KV's backing in the store (`backing_services`, feature `kv`). Never a tenant's database: projects
 //! share the backing, each confined to its own key prefix (`namespace.rs`).
 //!
 //! - `backing.rs`: enable, update, disable and status of the backing service.
@@ -22,6 +22,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
+use super::backing::KV;
 use super::{ManagerError, ManagerResult, ServiceManager};
 
 pub use backing::{EnableRequest, KvChange, KvStatus};
@@ -43,8 +44,6 @@ pub struct KvState {
     pool: StdMutex<Option<Pooled>>,
     /// Held while connecting, so a burst of requests after a restart opens one connection.
     connecting: tokio::sync::Mutex<()>,
-    /// Serialises enable, update and disable.
-    admin: tokio::sync::Mutex<()>,
 }
 
 /// What the store said at `generation`.
@@ -106,7 +105,7 @@ impl ServiceManager {
     }
 
     async fn load_kv_backing(&self) -> ManagerResult<Option<Backing>> {
-        let Some(recorded) = self.store.kv_backing().await? else {
+        let Some(recorded) = self.store.backing(super::backing::KV.key).await? else {
             return Ok(None);
         };
         let Some(service) = self.store.service(recorded.service_id).await? else {
@@ -299,19 +298,11 @@ impl ServiceManager {
 
 /// 404 as in Temps ("not configured"): KV is off, not out of order.
 fn not_enabled() -> ManagerError {
-    ManagerError::NotFound(
-        "KV is not enabled; enable it with POST /api/kv/enable (`berth kv enable`)".into(),
-    )
+    KV.not_enabled()
 }
 
 fn stopped(backing: &Backing) -> ManagerError {
-    ManagerError::Unavailable(format!(
-        "KV is enabled but its Redis service {name:?} (id {id}) is stopped; start it with \
-         `berth service start {name}` (POST /api/external-services/{id}/start) or \
-         POST /api/kv/enable",
-        name = backing.name,
-        id = backing.service_id
-    ))
+    KV.stopped(&backing.name, backing.service_id)
 }
 
 fn unreachable(backing: &Backing, detail: &str) -> ManagerError {
