@@ -23,6 +23,8 @@ struct Inner {
     operations: BTreeMap<(String, String), Totals>,
     /// (service_type, result) -> count and total probe latency.
     health_checks: BTreeMap<(String, String), Totals>,
+    /// (service_type, result) -> count and total duration of backup runs.
+    backups: BTreeMap<(String, String), Totals>,
 }
 
 /// The gauges of the reconciler's last pass.
@@ -31,6 +33,8 @@ struct Snapshot {
     /// (service_type, status) -> count.
     services: BTreeMap<(String, String), u64>,
     docker_reachable: bool,
+    /// (service id, service name) -> Unix time its newest succeeded backup finished.
+    last_backup_success: BTreeMap<(i64, String), f64>,
     /// Unix time the snapshot was taken.
     taken_at: f64,
 }
@@ -71,12 +75,37 @@ impl Metrics {
         t.seconds += seconds;
     }
 
+    pub fn record_backup(&self, service_type: &str, succeeded: bool, seconds: f64) {
+        let result = if succeeded { "succeeded" } else { "failed" };
+        let mut inner = self.inner.lock().expect("metrics lock");
+        let t = inner
+            .backups
+            .entry((service_type.into(), result.into()))
+            .or_default();
+        t.count += 1;
+        t.seconds += seconds;
+    }
+
     /// Computes the gauges (services by type and status, Docker reachability) and keeps them
     /// for scrapes. Called by the reconciler once per pass. If the store cannot be read, the
     /// previous service counts are kept.
     pub async fn refresh_gauges(&self, store: &Store, docker: &DockerClient) {
         let services = store.list_services().await;
         let docker_reachable = docker.ping().await.is_ok();
+        let last_backup_success = match store.last_backup_successes().await {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|(id, name, finished)| {
+                    let at = humantime::parse_rfc3339(&finished).ok()?;
+                    let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+                    Some(((id, name), secs))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("metrics: reading backup times failed: {e}");
+                BTreeMap::new()
+            }
+        };
         let taken_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -94,6 +123,7 @@ impl Metrics {
         *snapshot = Some(Snapshot {
             services,
             docker_reachable,
+            last_backup_success,
             taken_at,
         });
     }
@@ -119,6 +149,14 @@ impl Metrics {
                 "berth_docker_reachable {}",
                 u8::from(snapshot.docker_reachable)
             );
+            out.push_str("# HELP berth_backup_last_success_timestamp_seconds When each service's newest succeeded backup finished (Unix time); alert when it is too old or missing.\n# TYPE berth_backup_last_success_timestamp_seconds gauge\n");
+            for ((id, name), at) in &snapshot.last_backup_success {
+                let _ = writeln!(
+                    out,
+                    "berth_backup_last_success_timestamp_seconds{{service_id=\"{id}\",service_name=\"{}\"}} {at}",
+                    label(name)
+                );
+            }
             out.push_str("# HELP berth_gauges_timestamp_seconds When the gauges above were computed (Unix time).\n# TYPE berth_gauges_timestamp_seconds gauge\n");
             let _ = writeln!(out, "berth_gauges_timestamp_seconds {}", snapshot.taken_at);
         }
@@ -169,6 +207,16 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "berth_health_check_duration_seconds_count{{{labels}}} {}",
+                v.count
+            );
+        }
+        out.push_str("# HELP berth_backups_total Finished backup runs by service type and outcome.\n# TYPE berth_backups_total counter\n");
+        for ((t, r), v) in &inner.backups {
+            let _ = writeln!(
+                out,
+                "berth_backups_total{{service_type=\"{}\",result=\"{}\"}} {}",
+                label(t),
+                label(r),
                 v.count
             );
         }

@@ -28,6 +28,8 @@ pub struct ReconcilerStatus {
 /// Interrupted operations and the claims on their services.
 pub struct Interrupted {
     ops: Vec<Operation>,
+    /// Backup runs a crash cut off (read before serving, so no new run is mistaken for one).
+    backups: Vec<crate::store::BackupRecord>,
     _guards: Vec<crate::manager::BusyGuard>,
 }
 
@@ -51,6 +53,21 @@ impl Reconciler {
     /// Operations left `running` by a previous process, with their services claimed so no API
     /// request can touch them until they are resolved. Call before the API starts serving.
     pub async fn claim_interrupted(&self) -> ManagerResult<Interrupted> {
+        // Requests still waiting for their turn when Berth stopped never ran: say so, so
+        // nobody polls them forever (their callers' connections are gone).
+        let never_ran = self
+            .manager
+            .store
+            .fail_all_queued_operations(
+                "berth stopped before this queued request ran; nothing was changed, send it again",
+            )
+            .await?;
+        if never_ran > 0 {
+            tracing::info!(
+                never_ran,
+                "queued requests of the previous run marked failed"
+            );
+        }
         let ops = self.manager.store.running_operations().await?;
         let mut guards = Vec::new();
         for op in &ops {
@@ -60,8 +77,10 @@ impl Reconciler {
                 guards.push(guard);
             }
         }
+        let backups = self.manager.store.running_backups().await?;
         Ok(Interrupted {
             ops,
+            backups,
             _guards: guards,
         })
     }
@@ -75,7 +94,14 @@ impl Reconciler {
                     .await
             }
         }
-        drop(interrupted);
+        let Interrupted {
+            backups, _guards, ..
+        } = interrupted;
+        drop(_guards);
+        if let Err(e) = self.manager.fail_interrupted_backups(&backups).await {
+            self.record_error(format!("cleaning up interrupted backups: {e}"))
+                .await
+        }
         self.pass().await;
     }
 
@@ -195,6 +221,9 @@ impl Reconciler {
     pub async fn pass(&self) {
         if let Err(e) = self.pass_inner().await {
             self.record_error(e.to_string()).await;
+        }
+        if let Err(e) = self.manager.retry_backup_cleanups().await {
+            self.record_error(format!("backup cleanup: {e}")).await;
         }
         let m = &self.manager;
         m.metrics.refresh_gauges(&m.store, &m.docker).await;

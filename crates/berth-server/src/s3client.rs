@@ -99,6 +99,7 @@ pub struct S3Client {
     endpoint: S3Endpoint,
     credentials: Credentials,
     http: reqwest::Client,
+    url_style: UrlStyle,
 }
 
 impl S3Client {
@@ -112,7 +113,16 @@ impl S3Client {
             endpoint,
             credentials,
             http,
+            url_style: UrlStyle::Path,
         }
+    }
+
+    /// Addresses buckets as `https://bucket.host/` (virtual-hosted style, AWS's default)
+    /// instead of `https://host/bucket/` (path style: Berth's own S3 and most self-hosted
+    /// servers).
+    pub fn virtual_hosted(mut self) -> Self {
+        self.url_style = UrlStyle::VirtualHost;
+        self
     }
 
     fn bucket(&self, name: &str) -> S3Result<Bucket> {
@@ -123,7 +133,7 @@ impl S3Client {
             .map_err(|e| S3Error::Other(format!("endpoint {}: {e}", self.endpoint.url)))?;
         Bucket::new(
             url,
-            UrlStyle::Path,
+            self.url_style,
             name.to_string(),
             self.endpoint.region.clone(),
         )
@@ -316,6 +326,38 @@ impl S3Client {
         })
     }
 
+    /// Every object under `prefix`, following continuation tokens.
+    pub async fn list_all(&self, bucket: &str, prefix: &str) -> S3Result<Vec<ObjectInfo>> {
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list(bucket, prefix, token.as_deref(), 1000).await?;
+            objects.extend(page.objects);
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => return Ok(objects),
+            }
+        }
+    }
+
+    /// Reads an object through and returns its size and SHA-256 (lowercase hex), holding one
+    /// chunk at a time; `None` if it does not exist.
+    pub async fn sha256_of(&self, bucket: &str, key: &str) -> S3Result<Option<(u64, String)>> {
+        use sha2::Digest;
+        let Some(response) = self.get_object(bucket, key, None).await? else {
+            return Ok(None);
+        };
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| S3Error::Unreachable(e.to_string()))?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(Some((size, hex::encode(hasher.finalize()))))
+    }
+
     /// Uploads a streamed body: one PUT if it fits in one part, else a multipart upload with
     /// parts of [`PART_SIZE`] — at most one part is held in memory. A body longer than
     /// `limit` is refused as soon as the limit is crossed, and an interrupted upload is
@@ -325,12 +367,35 @@ impl S3Client {
         bucket: &str,
         key: &str,
         content_type: &str,
-        mut body: S,
+        body: S,
         limit: u64,
     ) -> S3Result<u64>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
+    {
+        self.put_stream_recorded(bucket, key, content_type, body, limit, |_| async {})
+            .await
+    }
+
+    /// [`Self::put_stream`], telling `record` the id of a multipart upload as soon as it
+    /// exists, before any part is sent: a caller that may be killed mid-upload records it
+    /// durably, so whoever cleans up later can abort it (not every S3 server can list
+    /// unfinished uploads; s3s-fs cannot).
+    pub async fn put_stream_recorded<S, E, R, Fut>(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        mut body: S,
+        limit: u64,
+        record: R,
+    ) -> S3Result<u64>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+        R: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()>,
     {
         let mut total: u64 = 0;
         let first = next_part(&mut body, &mut total, limit).await?;
@@ -351,6 +416,7 @@ impl S3Client {
             return Ok(total);
         }
         let upload_id = self.create_multipart(bucket, key, content_type).await?;
+        record(upload_id.clone()).await;
         let result = self
             .upload_parts(bucket, key, &upload_id, first, &mut body, &mut total, limit)
             .await;
@@ -456,12 +522,16 @@ impl S3Client {
         Ok(())
     }
 
-    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+    /// Aborts a multipart upload, dropping its parts; an unknown upload id is not an error
+    /// (it was completed or aborted already).
+    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
         let b = self.bucket(bucket)?;
         let action = AbortMultipartUpload::new(&b, Some(&self.credentials), key, upload_id);
-        self.send(&action, reqwest::Method::DELETE, &[], None)
-            .await
-            .map(|_| ())
+        match self.send(&action, reqwest::Method::DELETE, &[], None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

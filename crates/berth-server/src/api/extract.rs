@@ -126,6 +126,16 @@ impl Wait {
             prefer_wait_secs: prefer.wait_secs,
         }
     }
+
+    /// How long a synchronous request waits: the server's `sync_wait_secs`, or less with
+    /// `Prefer: wait=N`.
+    pub fn bound(&self, sync_wait_secs: u64) -> std::time::Duration {
+        let secs = match self.prefer_wait_secs {
+            Some(asked) => asked.min(sync_wait_secs),
+            None => sync_wait_secs,
+        };
+        std::time::Duration::from_secs(secs)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Wait {

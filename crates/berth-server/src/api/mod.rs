@@ -5,6 +5,7 @@
 
 mod auth;
 mod backing;
+mod backups;
 mod blob;
 mod extract;
 mod kv;
@@ -102,6 +103,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(blob::manage::enable))
         .routes(routes!(blob::manage::update))
         .routes(routes!(blob::manage::disable))
+        .routes(routes!(backups::sources::list, backups::sources::create))
+        .routes(routes!(
+            backups::sources::get,
+            backups::sources::update,
+            backups::sources::delete
+        ))
+        .routes(routes!(backups::sources::test))
+        .routes(routes!(backups::sources::backups))
+        .routes(routes!(backups::runs::run))
+        .routes(routes!(backups::runs::get))
+        .routes(routes!(backups::runs::for_service))
         .routes(routes!(system::status))
 }
 

@@ -25,6 +25,7 @@ use utoipa::openapi::{OpenApi, RefOr};
         (name = "operations", description = "Long-running operations"),
         (name = "tokens", description = "API tokens"),
         (name = "kv", description = "Key-value storage for projects, kept in a Redis service of its own"),
+        (name = "backups", description = "Backups to S3-compatible destinations: streamed, verified on the destination, with manifests"),
         (name = "system", description = "Server status")
     )
 )]

@@ -4,6 +4,7 @@
 
 mod containers;
 mod exec;
+mod exec_stream;
 mod files;
 mod images;
 mod resources;
@@ -16,6 +17,7 @@ use thiserror::Error;
 
 pub use containers::{ContainerInfo, ContainerSpec, ManagedContainer};
 pub use exec::ExecOutput;
+pub use exec_stream::ExecChunk;
 pub use files::ContainerFile;
 pub use images::BuildProgress;
 

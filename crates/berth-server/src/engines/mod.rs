@@ -2,6 +2,7 @@
 //! `service_type` string to its engine. Nothing outside this folder matches on service types,
 //! so adding an engine means one new module and one line in [`registry`].
 
+pub mod backup;
 pub mod mongodb;
 mod postgres;
 mod redis;
@@ -145,6 +146,22 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Per-project isolation for linking; `None` if this engine cannot be linked.
     fn tenancy(&self) -> Option<&dyn Tenancy> {
+        None
+    }
+
+    /// How services of this type are backed up; `None` if they cannot be (yet).
+    fn backup(&self) -> Option<&dyn backup::BackupEngine> {
+        None
+    }
+
+    /// For a service that stores objects over the S3 API: how Berth reaches it as its admin
+    /// through the published port (a backup destination can be such a service). `None` for
+    /// every other engine.
+    fn object_store(
+        &self,
+        _host_port: u16,
+        _params: &Parameters,
+    ) -> Option<crate::s3client::S3Endpoint> {
         None
     }
 }

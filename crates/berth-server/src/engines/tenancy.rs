@@ -75,6 +75,20 @@ impl<'a> ServiceAccess<'a> {
     }
 
     /// Writes files into the container (owned by root; see [`ContainerFile`]).
+    /// Runs `argv` in the container and streams its stdout (see `docker/exec_stream.rs`):
+    /// for dump tools whose output may be any size.
+    pub async fn exec_output_stream(
+        &self,
+        argv: &[&str],
+        user: Option<&str>,
+    ) -> Result<impl futures_util::Stream<Item = crate::docker::ExecChunk> + Send + 'static, String>
+    {
+        self.docker
+            .exec_output_stream(self.container, argv, user, None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn write_files(&self, files: &[ContainerFile]) -> Result<(), String> {
         self.docker
             .write_files(self.container, files)

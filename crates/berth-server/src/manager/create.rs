@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{ManagerError, ManagerResult, ServiceManager, Started};
 use crate::docker::LABEL_MANAGED;
 use crate::engines::{self, Engine};
-use crate::store::{self, NewService, Service};
+use crate::store::{self, NewService, OpKind, Service};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +137,7 @@ impl ServiceManager {
                 })?
         };
         tracing::info!(service_id = service.id, name = %service.name, service_type = %service.service_type, "creating service");
-        let guard = self.claim(service.id).await?;
+        let guard = self.claim(service.id, OpKind::Create).await?;
         let manager = self.clone();
         let svc = service.clone();
         let op_id = operation.id;

@@ -18,14 +18,24 @@ impl ServiceManager {
         self.service(id).await?;
         // Links are read under the claim: a link waiting in the queue cannot slip in between
         // this check and the delete (it gets a 404 after it).
-        let guard = self.claim(id).await?;
+        let guard = self.claim(id, OpKind::Delete).await?;
         let service = self.service(id).await?;
         let linked = self.linked_project_slugs(id).await?;
         if !linked.is_empty() && !force {
             return Err(ManagerError::Conflict(format!(
-                "service {:?} is linked to project(s) {}; unlink them first, or delete with ?force=true                  (which unlinks them; their databases go with the volume unless ?keep_data=true)",
+                "service {:?} is linked to project(s) {}; unlink them first, or delete with ?force=true \
+                 (which unlinks them; their databases go with the volume unless ?keep_data=true)",
                 service.name,
                 linked.join(", ")
+            )));
+        }
+        let destinations = self.store.destinations_in_service(id).await?;
+        if !destinations.is_empty() {
+            return Err(ManagerError::Conflict(format!(
+                "service {:?} holds backup destination(s) {}; delete those first (after moving \
+                 or deleting their backups)",
+                service.name,
+                destinations.join(", ")
             )));
         }
         self.docker.ping().await?;
@@ -47,6 +57,7 @@ impl ServiceManager {
             .store
             .begin_operation(
                 id,
+                guard.queued_operation(),
                 OpKind::Delete,
                 "deleting",
                 None,

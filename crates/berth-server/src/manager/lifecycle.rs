@@ -11,14 +11,16 @@ const STOP_TIMEOUT_SECS: i32 = 30;
 
 impl ServiceManager {
     pub async fn start(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
+        let engine = Self::engine_for(&self.service(id).await?)?;
+        let guard = self.claim(id, OpKind::Start).await?;
+        // Read under the claim: requests queued before this one may have changed the row.
         let service = self.service(id).await?;
-        let engine = Self::engine_for(&service)?;
-        let guard = self.claim(id).await?;
         self.docker.ping().await?;
         let op = self
             .store
             .begin_operation(
                 id,
+                guard.queued_operation(),
                 OpKind::Start,
                 "starting",
                 Some("running"),
@@ -41,13 +43,15 @@ impl ServiceManager {
     }
 
     pub async fn stop(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
+        self.service(id).await?;
+        let guard = self.claim(id, OpKind::Stop).await?;
         let service = self.service(id).await?;
-        let guard = self.claim(id).await?;
         self.docker.ping().await?;
         let op = self
             .store
             .begin_operation(
                 id,
+                guard.queued_operation(),
                 OpKind::Stop,
                 "stopping",
                 Some("stopped"),

@@ -5,6 +5,7 @@
 //! and finish functions after a crash.
 
 pub mod backing;
+pub mod backup;
 pub mod blob;
 mod create;
 mod delete;
@@ -14,6 +15,7 @@ pub mod kv;
 mod lifecycle;
 mod links;
 mod ports;
+mod queue;
 mod readiness;
 mod reconfigure;
 mod recreate;
@@ -31,12 +33,13 @@ use crate::docker::{
 };
 use crate::engines::{self, Engine};
 use crate::image_builder::ImageBuilder;
-use crate::store::{OpStatus, Operation, Service, Store};
+use crate::store::{OpKind, OpStatus, Operation, Service, Store};
 
 pub use create::{CreateRequest, ParamValue};
 pub use errors::{ManagerError, ManagerResult};
 pub use health::HealthReport;
 pub use links::{AddressKind, LinkInfo, RevokedTenant, TenantView};
+pub use queue::Submitted;
 
 pub use crate::docker::LABEL_INSTANCE;
 
@@ -66,6 +69,8 @@ pub struct ServiceManager {
     blob_state: blob::BlobState,
     /// Serialises enable, update and disable of every backing service (`backing.rs`).
     backing_admin: tokio::sync::Mutex<()>,
+    /// Running backups: one per service at a time, and their progress (`backup/`).
+    pub backup_runs: backup::BackupRuns,
 }
 
 type VariablesCache =
@@ -77,6 +82,15 @@ const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Holds a service (exclusively or shared) until dropped.
 pub struct BusyGuard {
     _guard: Claim,
+    /// The queued operation recorded while this request waited (`queue.rs`); the operation
+    /// it begins takes that row over.
+    queued: Option<i64>,
+}
+
+impl BusyGuard {
+    pub fn queued_operation(&self) -> Option<i64> {
+        self.queued
+    }
 }
 
 enum Claim {
@@ -116,6 +130,7 @@ impl ServiceManager {
             kv_state: Default::default(),
             blob_state: Default::default(),
             backing_admin: Default::default(),
+            backup_runs: Default::default(),
         })
     }
 
@@ -137,17 +152,26 @@ impl ServiceManager {
         Ok(())
     }
 
-    /// Claims a service exclusively for a user operation, waiting behind earlier requests on
-    /// the same service (in arrival order) instead of refusing.
-    pub async fn claim(self: &Arc<Self>, id: i64) -> ManagerResult<BusyGuard> {
+    /// Claims a service exclusively for a user operation of `kind`, waiting behind earlier
+    /// requests on the same service (in arrival order) instead of refusing. A submitted
+    /// request that has to wait is recorded as queued first (`queue.rs`).
+    pub async fn claim(self: &Arc<Self>, id: i64, kind: OpKind) -> ManagerResult<BusyGuard> {
         self.refuse_if_shutting_down()?;
         let lock = self.claim_lock(id);
+        if let Ok(guard) = lock.clone().try_write_owned() {
+            return Ok(BusyGuard {
+                _guard: Claim::Exclusive(guard),
+                queued: None,
+            });
+        }
+        let queued = self.announce_queued(id, kind).await?.map(|op| op.id);
         let guard = tokio::time::timeout(CLAIM_WAIT, lock.write_owned())
             .await
             .map_err(|_| busy_for_too_long(id))?;
         self.refuse_if_shutting_down()?;
         Ok(BusyGuard {
             _guard: Claim::Exclusive(guard),
+            queued,
         })
     }
 
@@ -161,6 +185,7 @@ impl ServiceManager {
         self.refuse_if_shutting_down()?;
         Ok(BusyGuard {
             _guard: Claim::Shared(guard),
+            queued: None,
         })
     }
 
@@ -169,6 +194,7 @@ impl ServiceManager {
         let guard = self.claim_lock(id).try_write_owned().ok()?;
         Some(BusyGuard {
             _guard: Claim::Exclusive(guard),
+            queued: None,
         })
     }
 

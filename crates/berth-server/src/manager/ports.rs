@@ -148,6 +148,7 @@ mod tests {
         store
             .begin_operation(
                 service.id,
+                None,
                 OpKind::Update,
                 "updating",
                 None,

@@ -45,7 +45,9 @@ impl ServiceManager {
         changes: Parameters,
         kind: OpKind,
     ) -> ManagerResult<Started> {
-        let guard = self.claim(service.id).await?;
+        let guard = self.claim(service.id, kind).await?;
+        // Read again under the claim: requests queued before this one may have changed it.
+        let service = self.service(service.id).await?;
         let previous = service.parameters.clone();
         let mut target = previous.clone();
         target.extend(changes.clone());
@@ -71,6 +73,7 @@ impl ServiceManager {
             self.store
                 .begin_operation(
                     service.id,
+                    guard.queued_operation(),
                     kind,
                     "updating",
                     None,

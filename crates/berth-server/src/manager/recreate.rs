@@ -16,7 +16,7 @@ impl ServiceManager {
     /// any other, recreating would destroy data that is there.
     pub async fn recreate(self: &Arc<Self>, id: i64) -> ManagerResult<Started> {
         self.service(id).await?;
-        let guard = self.claim(id).await?;
+        let guard = self.claim(id, OpKind::Recreate).await?;
         let service = self.service(id).await?;
         if service.status != super::volume::DATA_MISSING {
             return Err(ManagerError::Conflict(format!(
@@ -30,6 +30,7 @@ impl ServiceManager {
             .store
             .begin_operation(
                 id,
+                guard.queued_operation(),
                 OpKind::Recreate,
                 "recreating",
                 Some("running"),

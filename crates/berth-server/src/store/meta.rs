@@ -25,7 +25,7 @@ impl Store {
         Ok(())
     }
 
-    /// Rows holding secrets encrypted with the server key (services and tenants).
+    /// Rows holding secrets encrypted with the server key (services, tenants, destinations).
     pub async fn count_encrypted_rows(&self) -> StoreResult<i64> {
         let services: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM services")
             .fetch_one(&self.pool)
@@ -33,6 +33,9 @@ impl Store {
         let tenants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
             .fetch_one(&self.pool)
             .await?;
-        Ok(services + tenants)
+        let destinations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM backup_destinations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(services + tenants + destinations)
     }
 }

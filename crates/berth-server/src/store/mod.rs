@@ -4,6 +4,8 @@
 //! on the way in, so no other module can store one in plain text by mistake.
 
 mod backing;
+mod backups;
+mod destinations;
 mod links;
 mod meta;
 mod operations;
@@ -22,6 +24,10 @@ use sqlx::{AnyPool, ConnectOptions};
 use thiserror::Error;
 
 pub use backing::Backing;
+pub use backups::{
+    BackupFilter, BackupOutcome, BackupRecord, BackupState, NewBackup, PendingUpload,
+};
+pub use destinations::{Destination, DestinationFields};
 pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};

@@ -50,6 +50,9 @@ impl OpKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OpStatus {
+    /// Recorded while the request waits for earlier ones on the same service to finish; it
+    /// becomes `running` when its turn comes (the same operation id).
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -60,6 +63,7 @@ pub enum OpStatus {
 impl OpStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            OpStatus::Queued => "queued",
             OpStatus::Running => "running",
             OpStatus::Succeeded => "succeeded",
             OpStatus::Failed => "failed",
@@ -69,6 +73,7 @@ impl OpStatus {
 
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "queued" => OpStatus::Queued,
             "running" => OpStatus::Running,
             "succeeded" => OpStatus::Succeeded,
             "failed" => OpStatus::Failed,
@@ -78,7 +83,7 @@ impl OpStatus {
     }
 
     pub fn is_finished(self) -> bool {
-        self != OpStatus::Running
+        !matches!(self, OpStatus::Queued | OpStatus::Running)
     }
 }
 
@@ -118,14 +123,34 @@ fn from_row(row: &sqlx::any::AnyRow) -> StoreResult<Operation> {
     })
 }
 
-/// Inserts a running operation inside the caller's transaction.
+/// Inserts a running operation inside the caller's transaction, or turns the request's
+/// queued operation (`queued`) into it, keeping the id its caller polls.
 pub(super) async fn insert_operation_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     service_id: i64,
+    queued: Option<i64>,
     kind: OpKind,
     payload: &serde_json::Value,
 ) -> StoreResult<Operation> {
     let ts = now();
+    if let Some(id) = queued {
+        let row = optional(
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE operations SET status = 'running', step = 'starting', payload = $1, \
+                 updated_at = $2 WHERE id = $3 AND service_id = $4 AND status = 'queued' \
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(payload.to_string())
+            .bind(ts.clone())
+            .bind(id)
+            .bind(service_id)
+            .fetch_one(&mut **tx)
+            .await,
+        )?;
+        if let Some(row) = row {
+            return from_row(&row);
+        }
+    }
     let row = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO operations (service_id, kind, status, step, payload, created_at, updated_at) \
          VALUES ($1, $2, 'running', 'queued', $3, $4, $4) RETURNING {COLUMNS}"
@@ -190,6 +215,53 @@ impl Store {
             }
         };
         rows.iter().map(from_row).collect()
+    }
+
+    /// Records a request that waits for its service (see `manager/queue.rs`).
+    pub async fn insert_queued_operation(
+        &self,
+        service_id: i64,
+        kind: OpKind,
+    ) -> StoreResult<Operation> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO operations (service_id, kind, status, step, payload, created_at, updated_at) \
+             VALUES ($1, $2, 'queued', 'waiting for earlier requests on this service', '{{}}', $3, $3) \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(service_id)
+        .bind(kind.as_str())
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        from_row(&row)
+    }
+
+    /// Fails a queued operation that never started (its request was refused or gave up);
+    /// a no-op once it runs, so it can never overwrite a real outcome.
+    pub async fn fail_queued_operation(&self, id: i64, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE operations SET status = 'failed', error = $1, step = 'done', updated_at = $2 \
+             WHERE id = $3 AND status = 'queued'",
+        )
+        .bind(error)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At startup: requests that were still waiting when Berth stopped never ran.
+    pub async fn fail_all_queued_operations(&self, error: &str) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE operations SET status = 'failed', error = $1, step = 'done', updated_at = $2 \
+             WHERE status = 'queued'",
+        )
+        .bind(error)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn set_operation_step(&self, id: i64, step: &str) -> StoreResult<()> {

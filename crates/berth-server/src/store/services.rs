@@ -112,7 +112,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let service = self.service_from_row(&row)?;
-        let op = insert_operation_in(&mut tx, service.id, OpKind::Create, payload).await?;
+        let op = insert_operation_in(&mut tx, service.id, None, OpKind::Create, payload).await?;
         tx.commit().await?;
         self.changed();
         Ok((service, op))
@@ -120,9 +120,12 @@ impl Store {
 
     /// Records the intent of an operation on an existing service: its new status (and, for
     /// updates, its new parameters and desired state) plus the operation row, atomically.
+    // Each argument is one part of the intent written in this one transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn begin_operation(
         &self,
         service_id: i64,
+        queued: Option<i64>,
         kind: OpKind,
         status: &str,
         desired_state: Option<&str>,
@@ -150,7 +153,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let op = insert_operation_in(&mut tx, service_id, kind, payload).await?;
+        let op = insert_operation_in(&mut tx, service_id, queued, kind, payload).await?;
         tx.commit().await?;
         self.changed();
         Ok(op)

@@ -139,7 +139,7 @@ impl ApiClient {
             let step = op.get("step").and_then(Value::as_str).unwrap_or("");
             spinner.set_message(format!("{action}: {step}"));
             match op.get("status").and_then(Value::as_str) {
-                Some("running") => tokio::time::sleep(Duration::from_millis(200)).await,
+                Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(200)).await,
                 Some("succeeded") => {
                     spinner.finish_and_clear();
                     return Ok(op);

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch. Each noun has its own module.
 
+mod backups;
 mod blob;
 mod client;
 mod env;
@@ -74,6 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         command: kv::KvCommand,
     },
+    /// Backups to S3: run, list, show, and their destinations.
+    Backup {
+        #[command(subcommand)]
+        command: backups::BackupCommand,
+    },
     /// A project's blobs in Blob (streamed files).
     Blob {
         #[command(subcommand)]
@@ -94,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Service { ref command } => services::run(command, &client(&cli)?, cli.json).await,
         Command::Kv { ref command } => kv::run(command, &client(&cli)?, cli.json).await,
         Command::Blob { ref command } => blob::run(command, &client(&cli)?).await,
+        Command::Backup { ref command } => backups::run(command, &client(&cli)?, cli.json).await,
         Command::Env(ref args) => env::print(args, &client(&cli)?).await,
         Command::Run(ref args) => env::run(args, &client(&cli)?).await,
     }

@@ -94,7 +94,7 @@ fn parse_params(raw: &[String]) -> anyhow::Result<Map<String, Value>> {
 }
 
 /// Resolves a service given by id or name to its id.
-async fn resolve(api: &ApiClient, service: &str) -> anyhow::Result<i64> {
+pub(super) async fn resolve(api: &ApiClient, service: &str) -> anyhow::Result<i64> {
     api.resolve_id(
         "/external-services",
         "name",

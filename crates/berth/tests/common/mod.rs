@@ -321,12 +321,12 @@ impl Berth {
         body["parameters"]["password"].as_str().unwrap().to_string()
     }
 
-    /// Polls an operation until it leaves `running`.
+    /// Polls an operation until it has finished (neither queued nor running).
     pub async fn wait_operation(&self, op_id: i64, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let (_, op) = self.get(&format!("/api/operations/{op_id}")).await;
-            if op["status"] != "running" {
+            if op["status"] != "running" && op["status"] != "queued" {
                 return op;
             }
             assert!(

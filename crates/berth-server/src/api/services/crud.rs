@@ -9,7 +9,7 @@ use berth_core::Parameters;
 use berth_core::params::DOCKER_IMAGE;
 use serde::{Deserialize, Serialize};
 
-use super::{AcceptedResponse, DeleteNote, ServiceView, respond};
+use super::{AcceptedResponse, DeleteNote, ServiceView, respond, respond_submitted};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::responses as errors;
@@ -227,8 +227,12 @@ pub async fn update(
     wait: Wait,
     JsonBody(request): JsonBody<UpdateRequest>,
 ) -> ApiResult<Response> {
-    let started = state.manager.update(id, request.into_parameters()?).await?;
-    respond(&state, started, wait, id, StatusCode::OK).await
+    let changes = request.into_parameters()?;
+    let manager = state.manager.clone();
+    let submitted = state
+        .manager
+        .submit(async move { manager.update(id, changes).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -268,9 +272,9 @@ pub async fn delete(
     wait: Wait,
 ) -> ApiResult<Response> {
     crate::api::backing::refuse(&state, id, "deleted through this route").await?;
-    let started = state
+    let manager = state.manager.clone();
+    let submitted = state
         .manager
-        .delete(id, query.keep_data, query.force)
-        .await?;
-    respond(&state, started, wait, id, StatusCode::NO_CONTENT).await
+        .submit(async move { manager.delete(id, query.keep_data, query.force).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::NO_CONTENT).await
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{AcceptedResponse, ServiceView, respond};
+use super::{AcceptedResponse, ServiceView, respond_submitted};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::ApiResult;
@@ -36,8 +36,9 @@ pub async fn start(
     IdPath(id): IdPath,
     wait: Wait,
 ) -> ApiResult<Response> {
-    let started = state.manager.start(id).await?;
-    respond(&state, started, wait, id, StatusCode::OK).await
+    let manager = state.manager.clone();
+    let submitted = state.manager.submit(async move { manager.start(id).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
 }
 
 #[utoipa::path(
@@ -63,8 +64,9 @@ pub async fn stop(
     IdPath(id): IdPath,
     wait: Wait,
 ) -> ApiResult<Response> {
-    let started = state.manager.stop(id).await?;
-    respond(&state, started, wait, id, StatusCode::OK).await
+    let manager = state.manager.clone();
+    let submitted = state.manager.submit(async move { manager.stop(id).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -106,8 +108,11 @@ pub async fn upgrade(
     wait: Wait,
     JsonBody(request): JsonBody<UpgradeRequest>,
 ) -> ApiResult<Response> {
-    let started = state.manager.upgrade(id, request.docker_image).await?;
-    respond(&state, started, wait, id, StatusCode::OK).await
+    let manager = state.manager.clone();
+    let submitted = state
+        .manager
+        .submit(async move { manager.upgrade(id, request.docker_image).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
 }
 
 /// The explicit way out of `data_missing`: starts the service again with EMPTY data, its
@@ -135,8 +140,11 @@ pub async fn recreate(
     IdPath(id): IdPath,
     wait: Wait,
 ) -> ApiResult<Response> {
-    let started = state.manager.recreate(id).await?;
-    respond(&state, started, wait, id, StatusCode::OK).await
+    let manager = state.manager.clone();
+    let submitted = state
+        .manager
+        .submit(async move { manager.recreate(id).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -19,7 +19,7 @@ use super::AppState;
 use super::extract::Wait;
 use super::problem::{ApiError, ApiResult};
 use crate::engines;
-use crate::manager::{ServiceManager, Started};
+use crate::manager::{ManagerResult, ServiceManager, Started, Submitted};
 use crate::store::{Operation, Service};
 
 /// A service as the API shows it: Temps' `ExternalServiceInfo` fields (`id`, `name`,
@@ -142,6 +142,63 @@ pub struct DeleteNote {
     pub note: String,
 }
 
+/// Answers for a request submitted with [`ServiceManager::submit`]: as [`respond`] once its
+/// operation starts. A request that must wait behind earlier ones on its service is queued,
+/// not refused: an asynchronous caller gets 202 with the queued operation at once, and a
+/// synchronous one waits within the same bound as for the operation itself (past it: 202).
+pub async fn respond_submitted(
+    state: &AppState,
+    submitted: Submitted,
+    wait: Wait,
+    service_id: i64,
+    done_status: StatusCode,
+) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + sync_bound(state, &wait);
+    let Submitted {
+        mut queued,
+        mut task,
+    } = submitted;
+    let joined = tokio::select! {
+        biased;
+        joined = &mut task => joined,
+        _ = queued.changed() => {
+            let Some(operation) = queued.borrow().clone() else {
+                // The request ended without queueing; its outcome is in the task.
+                return respond_within(state, started(task.await)?, &wait, deadline, service_id, done_status).await;
+            };
+            if wait.respond_async {
+                return accepted(state, operation, None, service_id, wait.preference_applied).await;
+            }
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    // Still waiting for its turn: the task keeps its place and the caller
+                    // polls the operation.
+                    let operation = state.store.operation(operation.id).await?.unwrap_or(operation);
+                    return accepted(state, operation, None, service_id, false).await;
+                }
+            }
+        }
+    };
+    respond_within(
+        state,
+        started(joined)?,
+        &wait,
+        deadline,
+        service_id,
+        done_status,
+    )
+    .await
+}
+
+fn started(joined: Result<ManagerResult<Started>, tokio::task::JoinError>) -> ApiResult<Started> {
+    Ok(joined.map_err(|e| ApiError::internal(format!("request task failed: {e}")))??)
+}
+
+fn sync_bound(state: &AppState, wait: &Wait) -> std::time::Duration {
+    wait.bound(state.manager.config.sync_wait_secs)
+}
+
 /// Answers for a started operation. Synchronous (the default, as Temps): waits for the
 /// operation and answers `done_status` with the service (204 for delete; 200 with a note for
 /// a forced delete), or the operation's error as problem+json. The wait is bounded
@@ -156,6 +213,18 @@ pub async fn respond(
     service_id: i64,
     done_status: StatusCode,
 ) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + sync_bound(state, &wait);
+    respond_within(state, started, &wait, deadline, service_id, done_status).await
+}
+
+async fn respond_within(
+    state: &AppState,
+    started: Started,
+    wait: &Wait,
+    deadline: tokio::time::Instant,
+    service_id: i64,
+    done_status: StatusCode,
+) -> ApiResult<Response> {
     let Started {
         operation,
         done,
@@ -165,11 +234,7 @@ pub async fn respond(
     if wait.respond_async {
         return accepted(state, operation, note, service_id, wait.preference_applied).await;
     }
-    let mut bound = std::time::Duration::from_secs(state.manager.config.sync_wait_secs);
-    if let Some(secs) = wait.prefer_wait_secs {
-        bound = bound.min(std::time::Duration::from_secs(secs));
-    }
-    let outcome = match tokio::time::timeout(bound, done).await {
+    let outcome = match tokio::time::timeout_at(deadline, done).await {
         Ok(joined) => {
             joined.map_err(|e| ApiError::internal(format!("operation task failed: {e}")))?
         }

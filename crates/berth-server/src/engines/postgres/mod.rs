@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 
+mod backup;
 mod tenancy;
 
 pub struct Postgres;
@@ -112,12 +113,22 @@ pub(super) async fn admin_connection(
     params: &Parameters,
     timeout: Duration,
 ) -> Result<PgConnection, String> {
+    admin_connection_to(host_port, params, get(params, "database"), timeout).await
+}
+
+/// [`admin_connection`] to another database of the server.
+pub(super) async fn admin_connection_to(
+    host_port: u16,
+    params: &Parameters,
+    database: &str,
+    timeout: Duration,
+) -> Result<PgConnection, String> {
     let options = PgConnectOptions::new()
         .host("127.0.0.1")
         .port(host_port)
         .username(get(params, "username"))
         .password(get(params, "password"))
-        .database(get(params, "database"))
+        .database(database)
         .ssl_mode(PgSslMode::Prefer)
         .disable_statement_logging();
     tokio::time::timeout(timeout, options.connect())
@@ -245,6 +256,10 @@ impl Engine for Postgres {
         let database = params.get("database").map_or("postgres", String::as_str);
         let port = self.ports()[0].0;
         Some(format!("postgres://{user}:***@{host}:{port}/{database}"))
+    }
+
+    fn backup(&self) -> Option<&dyn crate::engines::backup::BackupEngine> {
+        Some(self)
     }
 
     fn tenancy(&self) -> Option<&dyn Tenancy> {

@@ -80,12 +80,16 @@ pub(super) fn is_own_image(params: &Parameters) -> bool {
 
 /// An admin client through the published port.
 pub(super) fn admin_client(host_port: u16, params: &Parameters) -> S3Client {
-    S3Client::new(S3Endpoint {
+    S3Client::new(admin_endpoint(host_port, params))
+}
+
+fn admin_endpoint(host_port: u16, params: &Parameters) -> S3Endpoint {
+    S3Endpoint {
         url: format!("http://127.0.0.1:{host_port}"),
         region: REGION.into(),
         access_key: param(params, "access_key").into(),
         secret_key: param(params, "secret_key").into(),
-    })
+    }
 }
 
 #[async_trait]
@@ -196,5 +200,9 @@ impl Engine for S3 {
 
     fn tenancy(&self) -> Option<&dyn Tenancy> {
         Some(self)
+    }
+
+    fn object_store(&self, host_port: u16, params: &Parameters) -> Option<S3Endpoint> {
+        Some(admin_endpoint(host_port, params))
     }
 }

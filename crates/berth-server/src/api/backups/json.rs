@@ -1,0 +1,254 @@
+//! Request and response bodies of the backup routes, in Temps' shapes: destinations
+//! ("S3 sources") and backups carry epoch milliseconds, the run answer (Temps'
+//! `ExternalServiceBackup`) RFC 3339 strings. Secret keys are always masked.
+
+use berth_core::mask::MASK;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::manager::backup::DestinationRequest;
+use crate::store::{BackupRecord, BackupState, Destination};
+
+/// `POST /backups/s3-sources` and `PATCH /backups/s3-sources/{id}` (every field optional on
+/// PATCH). Either keys and (optionally) an endpoint, or `service_id` of a Berth-managed S3
+/// service, whose address and keys are then used.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3SourceRequest {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    pub bucket_name: Option<String>,
+    /// Prefix inside the bucket ('' for its root).
+    #[schema(max_length = 512)]
+    pub bucket_path: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_key: Option<String>,
+    /// Default `us-east-1`.
+    pub region: Option<String>,
+    /// `https://host:port` of an S3-compatible server; AWS's regional endpoint when absent.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`host/bucket`, the default: what self-hosted servers use);
+    /// `false` for virtual-hosted style (`bucket.host`).
+    pub force_path_style: Option<bool>,
+    /// A Berth-managed S3 service keeping the bucket (Berth creates the bucket).
+    pub service_id: Option<i64>,
+}
+
+impl From<S3SourceRequest> for DestinationRequest {
+    fn from(r: S3SourceRequest) -> Self {
+        Self {
+            name: r.name,
+            bucket_name: r.bucket_name,
+            bucket_path: r.bucket_path,
+            region: r.region,
+            endpoint: r.endpoint,
+            force_path_style: r.force_path_style,
+            access_key_id: r.access_key_id,
+            secret_key: r.secret_key,
+            service_id: r.service_id,
+        }
+    }
+}
+
+/// Temps' S3Source; `secret_key` is masked (Temps returns it in clear; Berth never does).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct S3SourceView {
+    pub id: i64,
+    pub name: String,
+    pub bucket_name: String,
+    pub bucket_path: String,
+    pub access_key_id: String,
+    /// Always masked, `********` (empty for a Berth-managed service's destination: its keys are the
+    /// service's).
+    pub secret_key: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub force_path_style: bool,
+    pub service_id: Option<i64>,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&Destination> for S3SourceView {
+    fn from(d: &Destination) -> Self {
+        Self {
+            id: d.id,
+            name: d.name.clone(),
+            bucket_name: d.bucket_name.clone(),
+            bucket_path: d.bucket_path.clone(),
+            access_key_id: d.access_key_id.clone(),
+            secret_key: if d.secret_key.is_empty() {
+                String::new()
+            } else {
+                MASK.to_string()
+            },
+            region: d.region.clone(),
+            endpoint: d.endpoint.clone(),
+            force_path_style: d.force_path_style,
+            service_id: d.service_id,
+            created_at: epoch_ms(&d.created_at).unwrap_or_default(),
+            updated_at: epoch_ms(&d.updated_at).unwrap_or_default(),
+        }
+    }
+}
+
+/// The answer of `POST /backups/s3-sources/{id}/test`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct S3SourceTest {
+    pub success: bool,
+    pub message: String,
+}
+
+/// `POST /backups/external-services/{id}/run`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunBackupRequest {
+    pub s3_source_id: i64,
+    /// `full` (the only type for these engines; the default).
+    pub backup_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Temps' Backup, plus Berth's `service_*`, `step`, `progress_bytes` and `verify`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BackupView {
+    pub id: i64,
+    /// `{service name} {backup id}`.
+    pub name: String,
+    pub backup_id: String,
+    pub backup_type: String,
+    /// `running`, `succeeded` (every object and the manifest read back and matched), `failed`.
+    pub state: BackupState,
+    /// What a running backup is doing.
+    pub step: String,
+    /// Bytes read from the service so far, while it runs.
+    pub progress_bytes: Option<u64>,
+    pub started_at: i64,
+    pub completed_at: Option<i64>,
+    pub size_bytes: i64,
+    pub file_count: i64,
+    pub s3_source_id: i64,
+    pub s3_location: String,
+    /// SHA-256 of the manifest as stored.
+    pub checksum: Option<String>,
+    pub compression_type: String,
+    pub error_message: Option<String>,
+    pub expires_at: Option<i64>,
+    pub schedule_id: Option<i64>,
+    /// The manifest of a succeeded backup (objects, sizes, checksums, row counts).
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub created_by: String,
+    pub tags: Vec<String>,
+    pub service_id: Option<i64>,
+    pub service_name: String,
+    pub service_type: String,
+}
+
+impl BackupView {
+    pub fn new(b: &BackupRecord, progress_bytes: Option<u64>) -> Self {
+        Self {
+            id: b.id,
+            name: format!("{} {}", b.service_name, b.backup_id),
+            backup_id: b.backup_id.clone(),
+            backup_type: b.backup_type.clone(),
+            state: b.state,
+            step: b.step.clone(),
+            progress_bytes,
+            started_at: epoch_ms(&b.started_at).unwrap_or_default(),
+            completed_at: b.finished_at.as_deref().and_then(epoch_ms),
+            size_bytes: b.size_bytes,
+            file_count: b.file_count,
+            s3_source_id: b.destination_id,
+            s3_location: b.location.clone(),
+            checksum: b.checksum.clone(),
+            compression_type: b.compression_type.clone(),
+            error_message: b.error_message.clone(),
+            expires_at: b.expires_at.as_deref().and_then(epoch_ms),
+            schedule_id: b.schedule_id,
+            metadata: metadata(b),
+            created_by: b.created_by.clone(),
+            tags: b.tags.clone(),
+            service_id: b.service_id,
+            service_name: b.service_name.clone(),
+            service_type: b.service_type.clone(),
+        }
+    }
+}
+
+/// Temps' ExternalServiceBackup: the answer of a run (RFC 3339 times).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExternalServiceBackup {
+    pub id: i64,
+    pub service_id: Option<i64>,
+    pub backup_id: String,
+    pub backup_type: String,
+    pub state: BackupState,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub s3_location: String,
+    pub checksum: Option<String>,
+    pub compression_type: String,
+    pub error_message: Option<String>,
+    pub expires_at: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub created_by: String,
+}
+
+impl From<&BackupRecord> for ExternalServiceBackup {
+    fn from(b: &BackupRecord) -> Self {
+        Self {
+            id: b.id,
+            service_id: b.service_id,
+            backup_id: b.backup_id.clone(),
+            backup_type: b.backup_type.clone(),
+            state: b.state,
+            started_at: b.started_at.clone(),
+            finished_at: b.finished_at.clone(),
+            size_bytes: (b.state == BackupState::Succeeded).then_some(b.size_bytes),
+            s3_location: b.location.clone(),
+            checksum: b.checksum.clone(),
+            compression_type: b.compression_type.clone(),
+            error_message: b.error_message.clone(),
+            expires_at: b.expires_at.clone(),
+            metadata: metadata(b),
+            created_by: b.created_by.clone(),
+        }
+    }
+}
+
+/// `GET /backups/s3-sources/{id}/backups`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceBackups {
+    pub backups: Vec<BackupView>,
+    /// Epoch milliseconds of the newest change among them.
+    pub last_updated: Option<i64>,
+}
+
+fn metadata(b: &BackupRecord) -> Value {
+    let manifest = b
+        .manifest
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok());
+    let mut meta = serde_json::json!({ "manifest": manifest });
+    if let Some(state) = &b.verify_state {
+        meta["verify"] = serde_json::json!({
+            "state": state,
+            "message": b.verify_message,
+            "verified_at": b.verified_at,
+        });
+    }
+    meta
+}
+
+/// RFC 3339 (as stored) to epoch milliseconds.
+pub fn epoch_ms(rfc3339: &str) -> Option<i64> {
+    let at = humantime::parse_rfc3339_weak(rfc3339).ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}

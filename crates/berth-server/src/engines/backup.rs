@@ -1,0 +1,55 @@
+//! What an engine provides for backups: the parts a backup of a service consists of (one per
+//! database, plus what is shared, so one project's database restores alone) and a stream of
+//! each, produced by the server's own dump tool or protocol, never through a temporary file.
+//! Berth's backup pipeline (`manager/backup/`) does the rest — compression when the tool does
+//! not compress, checksums, the upload, verification and the manifest — the same for all.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use futures_util::future::BoxFuture;
+
+use super::tenancy::ServiceAccess;
+
+/// What a part holds, as recorded in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// Server-wide definitions shared by every database (PostgreSQL roles).
+    Globals,
+    /// One database (a project's, or the admin one).
+    Database,
+    /// The whole server's data in one file (a Redis RDB snapshot).
+    Snapshot,
+}
+
+/// One object of a backup.
+#[derive(Debug, Clone)]
+pub struct DumpPart {
+    /// Its file name inside the backup's folder (`globals.sql`, `db-shop_production.pgdump`).
+    pub file: String,
+    pub kind: PartKind,
+    pub database: Option<String>,
+    /// How the tool already compresses its output (`pg_custom`: pg_dump's custom format);
+    /// `None`: Berth compresses it with zstd. Nothing is compressed twice.
+    pub compressed_by_tool: Option<&'static str>,
+}
+
+/// A part being dumped: its bytes, and what it holds counted in the dump's own snapshot
+/// (table -> rows, database -> keys), known once the stream has ended.
+pub struct Dump {
+    pub stream: Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>,
+    pub counts: BoxFuture<'static, Result<BTreeMap<String, u64>, String>>,
+}
+
+#[async_trait]
+pub trait BackupEngine: Send + Sync {
+    /// The parts a backup of the service consists of right now.
+    async fn plan(&self, service: &ServiceAccess<'_>) -> Result<Vec<DumpPart>, String>;
+
+    /// Starts dumping one part. A tool that fails half-way makes the stream end with `Err`,
+    /// never with a short success.
+    async fn dump(&self, service: &ServiceAccess<'_>, part: &DumpPart) -> Result<Dump, String>;
+}
