@@ -78,6 +78,8 @@ impl Reconciler {
             }
         }
         let backups = self.manager.store.running_backups().await?;
+        // Restores a crash cut off are over; what they may have left is said on each run.
+        self.manager.fail_interrupted_restores().await?;
         Ok(Interrupted {
             ops,
             backups,
@@ -210,6 +212,9 @@ impl Reconciler {
                 m.record_observed_status(&service).await;
                 Ok(OpStatus::RolledBack)
             }
+            // Restore runs are tracked (and failed at startup) in restore_runs; an operation
+            // of this kind only ever waits in a queue, so it never runs.
+            OpKind::Restore => Ok(OpStatus::Failed),
             OpKind::Start | OpKind::Stop => {
                 self.converge(&service).await?;
                 Ok(OpStatus::Succeeded)

@@ -114,6 +114,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backups::runs::run))
         .routes(routes!(backups::runs::get))
         .routes(routes!(backups::runs::for_service))
+        .routes(routes!(backups::restores::start))
+        .routes(routes!(backups::restores::start_from_backup))
+        .routes(routes!(backups::restores::get))
+        .routes(routes!(backups::restores::cancel))
+        .routes(routes!(backups::restores::for_service))
+        .routes(routes!(backups::restores::capabilities))
         .routes(routes!(system::status))
 }
 

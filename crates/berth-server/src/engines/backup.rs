@@ -44,6 +44,9 @@ pub struct Dump {
     pub counts: BoxFuture<'static, Result<BTreeMap<String, u64>, String>>,
 }
 
+/// A part's bytes on their way back into a service (decompressed; the tool's own format).
+pub type RestoreStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
 #[async_trait]
 pub trait BackupEngine: Send + Sync {
     /// The parts a backup of the service consists of right now.
@@ -52,4 +55,23 @@ pub trait BackupEngine: Send + Sync {
     /// Starts dumping one part. A tool that fails half-way makes the stream end with `Err`,
     /// never with a short success.
     async fn dump(&self, service: &ServiceAccess<'_>, part: &DumpPart) -> Result<Dump, String>;
+
+    /// Loads one part into the service, replacing what the part holds (a database is dropped
+    /// and created again from the dump; shared definitions are added, never the service's
+    /// own admin credentials, which stay Berth's). Only the database the part names is
+    /// touched.
+    async fn restore(
+        &self,
+        service: &ServiceAccess<'_>,
+        part: &DumpPart,
+        stream: RestoreStream,
+    ) -> Result<(), String>;
+
+    /// What a database holds now, counted as [`Dump::counts`] counts it, to compare a
+    /// restore with its manifest.
+    async fn counts(
+        &self,
+        service: &ServiceAccess<'_>,
+        database: Option<&str>,
+    ) -> Result<BTreeMap<String, u64>, String>;
 }

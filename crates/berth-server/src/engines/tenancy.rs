@@ -89,6 +89,23 @@ impl<'a> ServiceAccess<'a> {
             .map_err(|e| e.to_string())
     }
 
+    /// Runs `argv` in the container with `input` streamed into its stdin (restore tools);
+    /// its stdout (capped) once it exits 0, else why not.
+    pub async fn exec_with_input_stream<S>(
+        &self,
+        argv: &[&str],
+        user: Option<&str>,
+        input: S,
+    ) -> Result<Vec<u8>, String>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, String>> + Unpin + Send,
+    {
+        self.docker
+            .exec_with_input_stream(self.container, argv, user, input)
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     pub async fn write_files(&self, files: &[ContainerFile]) -> Result<(), String> {
         self.docker
             .write_files(self.container, files)

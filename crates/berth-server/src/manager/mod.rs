@@ -71,6 +71,8 @@ pub struct ServiceManager {
     backing_admin: tokio::sync::Mutex<()>,
     /// Running backups: one per service at a time, and their progress (`backup/`).
     pub backup_runs: backup::BackupRuns,
+    /// Running restores, to cancel one (`backup/restore.rs`).
+    restore_tasks: backup::RestoreTasks,
 }
 
 type VariablesCache =
@@ -131,6 +133,7 @@ impl ServiceManager {
             blob_state: Default::default(),
             backing_admin: Default::default(),
             backup_runs: Default::default(),
+            restore_tasks: Default::default(),
         })
     }
 

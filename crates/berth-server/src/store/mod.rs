@@ -10,6 +10,7 @@ mod links;
 mod meta;
 mod operations;
 mod projects;
+mod restores;
 mod services;
 mod tokens;
 
@@ -31,6 +32,7 @@ pub use destinations::{Destination, DestinationFields};
 pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
+pub use restores::{NewRestoreRun, RestoreRun};
 pub use services::{NewService, Service};
 pub use tokens::{ApiToken, LiveToken, Scope, ScopeKind};
 

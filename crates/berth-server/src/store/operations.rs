@@ -18,6 +18,9 @@ pub enum OpKind {
     Delete,
     /// Starting again with empty data after the volume was lost (`data_missing`).
     Recreate,
+    /// Loading a backup into the service (restore runs track it; recorded here only while
+    /// it waits in the service's queue).
+    Restore,
 }
 
 impl OpKind {
@@ -30,6 +33,7 @@ impl OpKind {
             OpKind::Upgrade => "upgrade",
             OpKind::Delete => "delete",
             OpKind::Recreate => "recreate",
+            OpKind::Restore => "restore",
         }
     }
 
@@ -42,6 +46,7 @@ impl OpKind {
             "upgrade" => OpKind::Upgrade,
             "delete" => OpKind::Delete,
             "recreate" => OpKind::Recreate,
+            "restore" => OpKind::Restore,
             _ => return None,
         })
     }

@@ -2,6 +2,8 @@
 //! directory, against the real Docker engine, and talks to it over HTTP like a user would.
 #![allow(dead_code)]
 
+pub mod backups;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,5 +2,6 @@
 //! (`runs.rs`). Bodies in `json.rs`.
 
 mod json;
+pub mod restores;
 pub mod runs;
 pub mod sources;

@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use sqlx::{Connection, Row};
 
 use super::{Postgres, admin_connection, admin_connection_to, get};
-use crate::engines::backup::{BackupEngine, Dump, DumpPart, PartKind};
+use crate::engines::backup::{BackupEngine, Dump, DumpPart, PartKind, RestoreStream};
 use crate::engines::tenancy::{ServiceAccess, url_encode};
 
 const SOCKET_DIR: &str = "/var/run/postgresql";
@@ -133,6 +133,23 @@ impl BackupEngine for Postgres {
             }
             _ => Err(format!("unknown part {}", part.file)),
         }
+    }
+
+    async fn restore(
+        &self,
+        service: &ServiceAccess<'_>,
+        part: &DumpPart,
+        stream: RestoreStream,
+    ) -> Result<(), String> {
+        super::restore::restore(service, part, stream).await
+    }
+
+    async fn counts(
+        &self,
+        service: &ServiceAccess<'_>,
+        database: Option<&str>,
+    ) -> Result<BTreeMap<String, u64>, String> {
+        super::restore::counts(service, database).await
     }
 }
 

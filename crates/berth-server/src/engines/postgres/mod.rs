@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 
 mod backup;
+mod restore;
 mod tenancy;
 
 pub struct Postgres;

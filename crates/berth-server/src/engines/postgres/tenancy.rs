@@ -30,7 +30,7 @@ pub(super) const MARKER: &str = "Berth tenant (managed by Berth; do not reuse th
 const TERMINATE_WAIT_MS: i32 = 5000;
 
 /// Runs a statement that PostgreSQL's `format()` built from bound values.
-async fn run_formatted(
+pub(super) async fn run_formatted(
     conn: &mut PgConnection,
     template: &str,
     args: &[&str],

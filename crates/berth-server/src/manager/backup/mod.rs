@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod destination;
+mod restore;
 mod run;
 mod upload;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 pub use destination::{DestinationRequest, Target};
+pub use restore::{RestoreMode, RestoreRequest, RestoreTasks};
 pub use run::{BackupRequest, StartedBackup};
 
 /// In-memory state of running backups.

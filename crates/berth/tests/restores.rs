@@ -1,0 +1,294 @@
+//! Restores through Temps' restore-run API against real PostgreSQL and Berth's S3: the round
+//! trip (data written, backed up, service destroyed, restored into a new service, compared),
+//! an in-place restore of one project's database with its safety backup, and the refusals
+//! (another service's backup without confirmation, PITR of a logical backup, a failed backup).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::backups::*;
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn wait_restore(berth: &Berth, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (status, run) = berth.get(&format!("/api/restore-runs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        if run["status"] != "running" {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "restore {id} never ended: {run}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn count(conn: &mut sqlx::PgConnection, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+async fn exec(conn: &mut sqlx::PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// A PostgreSQL service linked to a project whose database holds `items` (1234 rows), plus a
+/// table in the admin database; backed up. Returns (service, its JSON, tenant variables,
+/// backup id).
+async fn backed_up_postgres(
+    berth: &Berth,
+    destination: i64,
+) -> (i64, Value, std::collections::BTreeMap<String, String>, i64) {
+    let pg = berth.create("postgres", &unique("rs-pg"), json!({})).await;
+    let id = pg["id"].as_i64().unwrap();
+    let project = create_project(berth, &unique("shop"), &["production"]).await;
+    let (status, linked) = link_project(berth, id, project).await;
+    assert_eq!(status, StatusCode::CREATED, "{linked}");
+    let vars = project_env(berth, id, project, "production").await;
+    let mut tenant = pg_connect(
+        port_of(&pg),
+        &vars["POSTGRES_USER"],
+        &vars["POSTGRES_PASSWORD"],
+        &vars["POSTGRES_DATABASE"],
+    )
+    .await
+    .unwrap();
+    exec(
+        &mut tenant,
+        "CREATE TABLE items (id int PRIMARY KEY, name text); \
+         INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1234) g",
+    )
+    .await;
+    let password = berth.password(id).await;
+    let mut admin = pg_connect(port_of(&pg), "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    exec(
+        &mut admin,
+        "CREATE TABLE audit (at int); INSERT INTO audit SELECT generate_series(1, 10)",
+    )
+    .await;
+    let (status, ran) = run_backup(berth, id, destination).await;
+    assert_eq!(status, StatusCode::OK, "{ran}");
+    (id, pg, vars, ran["id"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn a_destroyed_postgres_service_comes_back_from_its_backup_with_the_same_data() {
+    let berth = berth().await;
+    let (s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "round-trip").await;
+    let (id, _, vars, backup_id) = backed_up_postgres(&berth, destination).await;
+
+    // The service is destroyed with its volume.
+    let (status, body) = berth
+        .call(
+            Method::DELETE,
+            &format!("/api/external-services/{id}?force=true"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    let name = unique("rs-back");
+    let (status, started) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{backup_id}/restore"),
+            Some(json!({"mode": "new_service", "name": name})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["mode"], "new_service");
+    let run = wait_restore(&berth, started["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{}", berth.log());
+    let new_id = run["target_service_id"].as_i64().unwrap();
+
+    // Same rows, and the project's role logs in with the password it had.
+    let (_, svc) = berth.get(&format!("/api/external-services/{new_id}")).await;
+    let port = port_of(&svc["service"]);
+    let mut tenant = pg_connect(
+        port,
+        &vars["POSTGRES_USER"],
+        &vars["POSTGRES_PASSWORD"],
+        &vars["POSTGRES_DATABASE"],
+    )
+    .await
+    .expect("the tenant's role and database came back");
+    assert_eq!(count(&mut tenant, "items").await, 1234);
+    // The new service's admin is its own (Berth still manages it).
+    let password = berth.password(new_id).await;
+    let mut admin = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .expect("the admin password is the new service's, not the backup's");
+    assert_eq!(count(&mut admin, "audit").await, 10);
+    let (status, health) = berth
+        .get(&format!("/api/external-services/{new_id}/health"))
+        .await;
+    assert_eq!((status, health), (StatusCode::OK, json!(true)));
+    let (_, runs) = berth
+        .get(&format!("/api/external-services/{new_id}/restore-runs"))
+        .await;
+    assert_eq!(runs[0]["id"], run["id"], "{runs}");
+}
+
+#[tokio::test]
+async fn an_in_place_restore_of_one_database_takes_a_safety_backup_and_touches_nothing_else() {
+    let berth = berth().await;
+    let (s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "in-place").await;
+    let (id, pg, vars, backup_id) = backed_up_postgres(&berth, destination).await;
+    let port = port_of(&pg);
+    let tenant_db = vars["POSTGRES_DATABASE"].clone();
+
+    // After the backup: a project deletes most of its rows; the admin database changes too.
+    let mut tenant = pg_connect(
+        port,
+        &vars["POSTGRES_USER"],
+        &vars["POSTGRES_PASSWORD"],
+        &tenant_db,
+    )
+    .await
+    .unwrap();
+    exec(&mut tenant, "DELETE FROM items WHERE id > 100").await;
+    drop(tenant);
+    let password = berth.password(id).await;
+    let mut admin = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    exec(&mut admin, "INSERT INTO audit VALUES (11)").await;
+
+    let capabilities = berth
+        .get(&format!("/api/external-services/{id}/restore-capabilities"))
+        .await
+        .1;
+    assert_eq!(
+        capabilities["modes"],
+        json!(["in_place", "new_service"]),
+        "{capabilities}"
+    );
+    assert_eq!(capabilities["pitr"]["supported"], false);
+
+    let (status, started) = berth
+        .call(
+            Method::POST,
+            &format!("/api/external-services/{id}/restore"),
+            Some(json!({"backup_id": backup_id, "mode": "in_place", "database": tenant_db})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = wait_restore(&berth, started["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{}", berth.log());
+
+    let mut tenant = pg_connect(
+        port,
+        &vars["POSTGRES_USER"],
+        &vars["POSTGRES_PASSWORD"],
+        &tenant_db,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        count(&mut tenant, "items").await,
+        1234,
+        "the project's rows are back"
+    );
+    let mut admin = pg_connect(port, "postgres", &password, "postgres")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut admin, "audit").await,
+        11,
+        "the admin database was not touched"
+    );
+    let safety = run["safety_backup_id"]
+        .as_i64()
+        .expect("a safety backup was taken");
+    assert_eq!(backup(&berth, safety).await["state"], "succeeded");
+}
+
+#[tokio::test]
+async fn restores_that_would_do_harm_or_cannot_be_done_are_refused() {
+    let berth = berth().await;
+    let (s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "refusals").await;
+    let (id, _, _, backup_id) = backed_up_postgres(&berth, destination).await;
+    let other = berth
+        .create("postgres", &unique("rs-other"), json!({}))
+        .await;
+    let other_id = other["id"].as_i64().unwrap();
+    let restore = |service: i64, body: Value| {
+        let berth = &berth;
+        async move {
+            berth
+                .call(
+                    Method::POST,
+                    &format!("/api/external-services/{service}/restore"),
+                    Some(body),
+                )
+                .await
+        }
+    };
+
+    // Another service's backup over this one: only with confirm_cross_service.
+    let (status, refused) = restore(
+        other_id,
+        json!({"backup_id": backup_id, "mode": "in_place"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        str_of(&refused, "detail").contains("confirm_cross_service"),
+        "{refused}"
+    );
+    // PITR of a logical backup.
+    let (status, refused) = restore(
+        id,
+        json!({"backup_id": backup_id, "mode": "pitr", "to_new_service": true,
+               "target": {"kind": "time", "time": "2026-01-01T00:00:00Z"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(str_of(&refused, "detail").contains("logical"), "{refused}");
+    // A database the backup does not have; an unknown backup; an unknown mode.
+    let (status, refused) = restore(
+        id,
+        json!({"backup_id": backup_id, "mode": "in_place", "database": "nope"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, _) = restore(id, json!({"backup_id": 999_999, "mode": "in_place"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = restore(id, json!({"backup_id": backup_id, "mode": "sideways"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A failed backup is never restorable.
+    let (status, _) = berth
+        .post_wait(&format!("/api/external-services/{other_id}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, failed) = run_backup(&berth, other_id, destination).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{failed}");
+    let (_, failed_list) = berth
+        .get(&format!("/api/external-services/{other_id}/backups"))
+        .await;
+    let failed_id = failed_list[0]["id"].as_i64().unwrap();
+    let (status, refused) = restore(
+        other_id,
+        json!({"backup_id": failed_id, "mode": "in_place"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(str_of(&refused, "detail").contains("failed"), "{refused}");
+    // Nothing ran.
+    let (_, runs) = berth
+        .get(&format!("/api/external-services/{id}/restore-runs"))
+        .await;
+    assert_eq!(runs, json!([]));
+}
