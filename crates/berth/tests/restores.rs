@@ -292,3 +292,57 @@ async fn restores_that_would_do_harm_or_cannot_be_done_are_refused() {
         .await;
     assert_eq!(runs, json!([]));
 }
+
+#[tokio::test]
+async fn verification_restores_into_a_throwaway_service_and_catches_a_tampered_object() {
+    let berth = berth().await;
+    let (s3, admin, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "verify").await;
+    let (_, _, vars, backup_id) = backed_up_postgres(&berth, destination).await;
+
+    let (status, verified) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{backup_id}/verify"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verified}\n{}", berth.log());
+    assert_eq!(
+        verified["metadata"]["verify"]["state"], "succeeded",
+        "{verified}"
+    );
+    let (_, services) = berth.get("/api/external-services").await;
+    assert!(
+        !services.to_string().contains("verify-"),
+        "the throwaway service is gone: {services}"
+    );
+
+    // Someone corrupts the project's dump on the destination: verification says so.
+    let b = backup(&berth, backup_id).await;
+    let (bucket, folder) = location(&b);
+    let key = format!("{folder}db-{}.pgdump", vars["POSTGRES_DATABASE"]);
+    let garbage = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"not a dump",
+    ))]);
+    admin
+        .put_stream(&bucket, &key, "application/octet-stream", garbage, u64::MAX)
+        .await
+        .unwrap();
+    let (status, failed) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{backup_id}/verify"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{failed}");
+    let b = backup(&berth, backup_id).await;
+    assert_eq!(b["metadata"]["verify"]["state"], "failed", "{b}");
+    assert!(
+        str_of(&b["metadata"]["verify"], "message").contains("sha256"),
+        "{b}"
+    );
+    let (_, services) = berth.get("/api/external-services").await;
+    assert!(!services.to_string().contains("verify-"), "{services}");
+}

@@ -113,6 +113,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backups::sources::backups))
         .routes(routes!(backups::runs::run))
         .routes(routes!(backups::runs::get))
+        .routes(routes!(backups::runs::verify))
         .routes(routes!(backups::runs::for_service))
         .routes(routes!(backups::restores::start))
         .routes(routes!(backups::restores::start_from_backup))

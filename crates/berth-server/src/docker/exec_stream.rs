@@ -97,15 +97,21 @@ impl DockerClient {
         // Feed stdin and drain stdout/stderr concurrently: a tool that writes while it reads
         // would otherwise block on a full pipe.
         let feed = async {
-            while let Some(chunk) = input_stream.next().await {
-                let chunk = chunk?;
-                input
-                    .write_all(&chunk)
-                    .await
-                    .map_err(|e| format!("writing to the command's stdin: {e}"))?;
+            let fed = async {
+                while let Some(chunk) = input_stream.next().await {
+                    let chunk = chunk?;
+                    input
+                        .write_all(&chunk)
+                        .await
+                        .map_err(|e| format!("writing to the command's stdin: {e}"))?;
+                }
+                Ok::<(), String>(())
             }
+            .await;
+            // Closed in every case: a command still reading must see the end of its input,
+            // or it (and Docker's attachment) would wait for more forever.
             input.shutdown().await.ok();
-            Ok::<(), String>(())
+            fed
         };
         let drain = async {
             let mut stdout = Vec::new();

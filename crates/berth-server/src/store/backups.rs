@@ -246,6 +246,21 @@ impl Store {
         Ok(())
     }
 
+    /// Records a verification's state (`running`, `succeeded`, `failed`) and what it found.
+    pub async fn set_backup_verify(&self, id: i64, state: &str, message: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE backups SET verify_state = $1, verify_message = $2, verified_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(state)
+        .bind(message)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn backup(&self, id: i64) -> StoreResult<Option<BackupRecord>> {
         let row = optional(
             sqlx::query(AssertSqlSafe(format!(

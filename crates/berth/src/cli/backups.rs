@@ -35,6 +35,25 @@ pub enum BackupCommand {
     },
     /// One backup with its manifest.
     Show { id: i64 },
+    /// Restore a backup into a new service (`--new NAME`) or over a service (`--into`).
+    Restore {
+        /// Backup id.
+        id: i64,
+        /// Name of a new service to restore into.
+        #[arg(long = "new", value_name = "NAME", conflicts_with = "into")]
+        new_service: Option<String>,
+        /// Restore over this service (name or id); a safety backup is taken first.
+        #[arg(long, value_name = "SERVICE", required_unless_present = "new_service")]
+        into: Option<String>,
+        /// Only this database of the backup (one project's).
+        #[arg(long)]
+        database: Option<String>,
+        /// Allow restoring another service's backup over this one.
+        #[arg(long)]
+        confirm_cross_service: bool,
+    },
+    /// Restore a backup into a throwaway service and compare it with its manifest.
+    Verify { id: i64 },
     /// Backup destinations (S3-compatible endpoints or Berth S3 services).
     Source {
         #[command(subcommand)]
@@ -154,8 +173,114 @@ pub async fn run(command: &BackupCommand, api: &ApiClient, as_json: bool) -> any
             output::print(&backup, as_json);
             Ok(())
         }
+        BackupCommand::Restore {
+            id,
+            new_service,
+            into,
+            database,
+            confirm_cross_service,
+        } => {
+            let (path, mut body) = match (new_service, into) {
+                (Some(name), _) => (
+                    format!("/backups/{id}/restore"),
+                    json!({"mode": "new_service", "name": name}),
+                ),
+                (None, Some(service)) => {
+                    let service_id = services::resolve(api, service).await?;
+                    (
+                        format!("/external-services/{service_id}/restore"),
+                        json!({"backup_id": id, "mode": "in_place",
+                               "confirm_cross_service": confirm_cross_service}),
+                    )
+                }
+                (None, None) => bail!("give --new NAME or --into SERVICE"),
+            };
+            if let Some(database) = database {
+                body["database"] = json!(database);
+            }
+            let (_, run) = api.post(&path, &body).await?;
+            let run_id = run
+                .get("id")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| anyhow!("the server did not return a restore run"))?;
+            let done = follow_restore(api, run_id).await?;
+            print_or(as_json, &done, || {
+                eprintln!(
+                    "Restore run {run_id} succeeded into service {}.",
+                    output::cell(done.get("target_service_name"))
+                )
+            })
+        }
+        BackupCommand::Verify { id } => {
+            let (_, started) = api
+                .send_async(
+                    Method::POST,
+                    &format!("/backups/{id}/verify"),
+                    None::<&Value>,
+                )
+                .await?;
+            let bar = spinner();
+            let done = loop {
+                let backup = api.get(&format!("/backups/{id}")).await?;
+                let verify = backup
+                    .pointer("/metadata/verify")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                bar.set_message(format!(
+                    "verifying backup {id}: {}",
+                    output::cell(verify.get("message"))
+                ));
+                if verify.get("state").and_then(Value::as_str) != Some("running") {
+                    break verify;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            bar.finish_and_clear();
+            if done.get("state").and_then(Value::as_str) != Some("succeeded") {
+                bail!(
+                    "backup {id} did not verify: {}",
+                    output::cell(done.get("message"))
+                );
+            }
+            print_or(as_json, &done, || {
+                eprintln!("{}", output::cell(done.get("message")))
+            })
+        }
         BackupCommand::Source { command } => source(command, api, as_json).await,
     }
+}
+
+/// Follows a restore run to its end with a spinner showing its phase.
+async fn follow_restore(api: &ApiClient, id: i64) -> anyhow::Result<Value> {
+    let bar = spinner();
+    loop {
+        let run = api.get(&format!("/restore-runs/{id}")).await?;
+        bar.set_message(format!("restore {id}: {}", output::cell(run.get("phase"))));
+        match run.get("status").and_then(Value::as_str) {
+            Some("running") => tokio::time::sleep(Duration::from_millis(250)).await,
+            Some("succeeded") => {
+                bar.finish_and_clear();
+                return Ok(run);
+            }
+            _ => {
+                bar.finish_and_clear();
+                bail!(
+                    "restore run {id} {}: {}",
+                    output::cell(run.get("status")),
+                    output::cell(run.get("error_message"))
+                );
+            }
+        }
+    }
+}
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
 }
 
 async fn source(command: &SourceCommand, api: &ApiClient, as_json: bool) -> anyhow::Result<()> {

@@ -146,3 +146,60 @@ pub async fn for_service(
             .collect(),
     ))
 }
+
+#[utoipa::path(
+    post,
+    path = "/backups/{id}/verify",
+    tag = "backups",
+    summary = "Verify a backup by restoring it into a throwaway service and comparing counts (200 when done)",
+    params(("id" = i64, Path, description = "Backup id"), WaitParams),
+    responses(
+        (status = 200, description = "Verified: `metadata.verify.state` is `succeeded`", body = BackupView),
+        (status = 202, description = "Verifying (`Prefer: respond-async`, or past the synchronous bound); poll `Location`", body = BackupView),
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Unavailable
+    )
+)]
+pub async fn verify(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    wait: Wait,
+) -> ApiResult<Response> {
+    let started = state.manager.start_verify(id).await?;
+    let view = |record: &BackupRecord| BackupView::new(record, None);
+    let accepted = |record: &BackupRecord, applied: bool| {
+        let mut response = (StatusCode::ACCEPTED, Json(view(record))).into_response();
+        response.headers_mut().insert(
+            header::LOCATION,
+            HeaderValue::from_str(&format!("/api/backups/{}", record.id)).expect("ascii"),
+        );
+        if applied {
+            response.headers_mut().insert(
+                "preference-applied",
+                HeaderValue::from_static("respond-async"),
+            );
+        }
+        response
+    };
+    if wait.respond_async {
+        return Ok(accepted(&started.record, wait.preference_applied));
+    }
+    let bound = wait.bound(state.manager.config.sync_wait_secs);
+    match tokio::time::timeout(bound, started.done).await {
+        Err(_) => Ok(accepted(&started.record, false)),
+        Ok(joined) => {
+            let (record, error) =
+                joined.map_err(|e| ApiError::internal(format!("verify task failed: {e}")))?;
+            match error {
+                None => Ok(Json(view(&record)).into_response()),
+                Some(e) => {
+                    let mut err = ApiError::from(e);
+                    err.detail = format!("backup {} did not verify: {}", record.id, err.detail);
+                    Err(err)
+                }
+            }
+        }
+    }
+}

@@ -1,13 +1,16 @@
 //! Backups to S3: destinations (`destination.rs`), a backup run (`run.rs`: intent recorded,
 //! the engine's dumps streamed through `upload.rs`, every object and the manifest read back
 //! and checked before `succeeded`), and the cleanup of what a failed or interrupted run left
-//! (`cleanup.rs`). The engine only says what to dump and how (`engines/backup.rs`).
+//! (`cleanup.rs`), restore runs (`restore.rs`) and verification by restoring into a
+//! throwaway service (`verify.rs`). The engine only says what to dump and how to load it back
+//! (`engines/backup.rs`).
 
 mod cleanup;
 mod destination;
 mod restore;
 mod run;
 mod upload;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 pub use destination::{DestinationRequest, Target};
 pub use restore::{RestoreMode, RestoreRequest, RestoreTasks};
 pub use run::{BackupRequest, StartedBackup};
+pub use verify::StartedVerify;
 
 /// In-memory state of running backups.
 #[derive(Default)]

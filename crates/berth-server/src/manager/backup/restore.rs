@@ -307,7 +307,7 @@ impl ServiceManager {
         self.restore_phase(run.id, "waiting for the service").await;
         let _claim = self.claim(target_id, OpKind::Restore).await?;
         let service = self.service(target_id).await?;
-        self.restore_parts(run, backup, manifest, &service, database)
+        self.restore_parts(Some(run.id), backup, manifest, &service, database)
             .await
     }
 
@@ -343,7 +343,7 @@ impl ServiceManager {
         let result = async {
             let _claim = self.claim(service.id, OpKind::Restore).await?;
             let service = self.service(service.id).await?;
-            self.restore_parts(run, backup, manifest, &service, database)
+            self.restore_parts(Some(run.id), backup, manifest, &service, database)
                 .await
         }
         .await;
@@ -358,10 +358,11 @@ impl ServiceManager {
     }
 
     /// Loads the backup's objects into `service`: shared definitions first, then each
-    /// database (or only `database`), each checked against the manifest's counts.
-    async fn restore_parts(
+    /// database (or only `database`), each checked against the manifest's counts. Phases are
+    /// recorded on restore run `run_id` when there is one.
+    pub(super) async fn restore_parts(
         &self,
-        run: &RestoreRun,
+        run_id: Option<i64>,
         backup: &BackupRecord,
         manifest: &BackupManifest,
         service: &Service,
@@ -402,7 +403,7 @@ impl ServiceManager {
             })
             .collect();
         for object in &chosen {
-            self.restore_phase(run.id, &format!("restoring {}", object.key))
+            self.restore_phase_of(run_id, &format!("restoring {}", object.key))
                 .await;
             let key = format!("{folder}{}", object.key);
             let response = target
@@ -434,7 +435,7 @@ impl ServiceManager {
                 .await
                 .map_err(|e| ManagerError::Unavailable(format!("restoring {}: {e}", object.key)))?;
         }
-        self.restore_phase(run.id, "comparing counts with the backup")
+        self.restore_phase_of(run_id, "comparing counts with the backup")
             .await;
         for object in chosen.iter().filter(|o| o.kind != ObjectKind::Globals) {
             let now = backup_engine
@@ -454,6 +455,12 @@ impl ServiceManager {
         Ok(())
     }
 
+    async fn restore_phase_of(&self, run_id: Option<i64>, phase: &str) {
+        if let Some(id) = run_id {
+            self.restore_phase(id, phase).await;
+        }
+    }
+
     async fn restore_phase(&self, id: i64, phase: &str) {
         if let Err(e) = self.store.set_restore_phase(id, phase).await {
             tracing::warn!(restore = id, "recording a restore phase: {e}");
@@ -462,7 +469,7 @@ impl ServiceManager {
 }
 
 /// The manifest of a backup that may be restored: succeeded, with a readable manifest.
-fn restorable_manifest(backup: &BackupRecord) -> ManagerResult<BackupManifest> {
+pub(super) fn restorable_manifest(backup: &BackupRecord) -> ManagerResult<BackupManifest> {
     if backup.state != BackupState::Succeeded {
         return Err(ManagerError::BadRequest(format!(
             "backup {} is {}; only a succeeded (verified) backup can be restored",
