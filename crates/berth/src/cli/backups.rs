@@ -212,13 +212,12 @@ pub async fn run(command: &BackupCommand, api: &ApiClient, as_json: bool) -> any
             })
         }
         BackupCommand::Verify { id } => {
-            let (_, started) = api
-                .send_async(
-                    Method::POST,
-                    &format!("/backups/{id}/verify"),
-                    None::<&Value>,
-                )
-                .await?;
+            api.send_async(
+                Method::POST,
+                &format!("/backups/{id}/verify"),
+                None::<&Value>,
+            )
+            .await?;
             let bar = spinner();
             let done = loop {
                 let backup = api.get(&format!("/backups/{id}")).await?;
