@@ -339,3 +339,55 @@ async fn cli_creates_scoped_tokens() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("403"), "{}", stderr(&out));
 }
+
+/// `berth backup`: a destination in a Berth S3 service, a run, the list, verify, a restore into
+/// a new service, and a one-line error for a destination that does not exist.
+#[tokio::test]
+async fn cli_backup_flows() {
+    let berth = Berth::start().await;
+    let s3 = unique("cli-s3");
+    let pg = unique("cli-pg");
+    for (kind, name) in [("s3", &s3), ("postgres", &pg)] {
+        let out = berth_cli(&berth, &["service", "create", kind, name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = berth_cli(
+        &berth,
+        &[
+            "backup",
+            "source",
+            "add",
+            "nightly",
+            "--bucket",
+            "cli-backups",
+            "--service",
+            &s3,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = berth_cli(&berth, &["backup", "source", "test", "nightly"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("probe object"), "{}", stderr(&out));
+
+    let out = berth_cli(&berth, &["--json", "backup", "run", &pg, "--to", "nightly"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let done: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let id = done["id"].as_i64().unwrap().to_string();
+
+    let out = berth_cli(&berth, &["backup", "list", "--service", &pg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+    let out = berth_cli(&berth, &["backup", "verify", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let restored = unique("cli-back");
+    let out = berth_cli(&berth, &["backup", "restore", &id, "--new", &restored]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&restored), "{}", stderr(&out));
+
+    let out = berth_cli(&berth, &["backup", "run", &pg, "--to", "nowhere"]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    assert!(said.contains("nowhere"), "{said}");
+}
