@@ -346,3 +346,198 @@ async fn verification_restores_into_a_throwaway_service_and_catches_a_tampered_o
     let (_, services) = berth.get("/api/external-services").await;
     assert!(!services.to_string().contains("verify-"), "{services}");
 }
+
+/// A connection as a linked project's Redis user, on its database.
+async fn redis_tenant(
+    port: u16,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let url = format!(
+        "redis://{}:{}@127.0.0.1:{port}/{}",
+        urlencode(&vars["REDIS_USERNAME"]),
+        urlencode(&vars["REDIS_PASSWORD"]),
+        vars["REDIS_DATABASE"]
+    );
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+#[tokio::test]
+async fn a_destroyed_redis_service_comes_back_with_its_keys_and_project_logins() {
+    let berth = berth().await;
+    let (s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "redis-round-trip").await;
+    let svc = berth.create("redis", &unique("rs-redis"), json!({})).await;
+    let id = svc["id"].as_i64().unwrap();
+    let project = create_project(&berth, &unique("cache"), &["production"]).await;
+    let (status, linked) = link_project(&berth, id, project).await;
+    assert_eq!(status, StatusCode::CREATED, "{linked}");
+    let vars = project_env(&berth, id, project, "production").await;
+
+    // Every kind of value the scanner must step over, and keys with an expiry.
+    let mut conn = redis_tenant(port_of(&svc), &vars).await.unwrap();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg("x".repeat(i * 10))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let big = "compressible ".repeat(4000);
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("n")
+        .arg(12345)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("ttl")
+        .arg("soon")
+        .arg("EX")
+        .arg(3600)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("h")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg("l")
+        .arg("a")
+        .arg("b")
+        .arg("c")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("s")
+        .arg("a")
+        .arg("b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("si")
+        .arg(1)
+        .arg(2)
+        .arg(3)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("z")
+        .arg(1.5)
+        .arg("a")
+        .arg(2)
+        .arg("b")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("st")
+        .arg("*")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let expected: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    drop(conn);
+
+    let (status, ran) = run_backup(&berth, id, destination).await;
+    assert_eq!(status, StatusCode::OK, "{ran}\n{}", berth.log());
+    let backup_id = ran["id"].as_i64().unwrap();
+    let b = backup(&berth, backup_id).await;
+    let snapshot = b["metadata"]["manifest"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "snapshot")
+        .cloned()
+        .unwrap();
+    let db = format!("db{}", vars["REDIS_DATABASE"]);
+    assert_eq!(
+        snapshot["counts"][&db], expected,
+        "counted in the snapshot: {snapshot}"
+    );
+    assert_eq!(
+        snapshot["counts"][format!("{db}.expiring")],
+        1,
+        "{snapshot}"
+    );
+
+    let (status, body) = berth
+        .call(
+            Method::DELETE,
+            &format!("/api/external-services/{id}?force=true"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, started) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{backup_id}/restore"),
+            Some(json!({"mode": "new_service", "name": unique("rs-redis-back")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = wait_restore(&berth, started["id"].as_i64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{}", berth.log());
+    let new_id = run["target_service_id"].as_i64().unwrap();
+    let (_, restored) = berth.get(&format!("/api/external-services/{new_id}")).await;
+    let port = port_of(&restored["service"]);
+
+    // The project's user logs in as before and finds every key.
+    let mut conn = redis_tenant(port, &vars)
+        .await
+        .expect("the project's ACL user came back");
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(size, expected);
+    let got: String = redis::cmd("GET")
+        .arg("big")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(got, big);
+    let members: Vec<String> = redis::cmd("LRANGE")
+        .arg("l")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, ["a", "b", "c"]);
+    // The service's own admin password is the new service's, and it survives a restart.
+    let password = berth.password(new_id).await;
+    let mut admin = redis_conn(port, &password).await;
+    let _: () = redis::cmd("PING").query_async(&mut admin).await.unwrap();
+    let (status, _) = berth
+        .post_wait(&format!("/api/external-services/{new_id}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = berth
+        .post_wait(&format!("/api/external-services/{new_id}/start"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut conn = redis_tenant(port, &vars).await.unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(
+        size, expected,
+        "the restored keys are in the append-only files"
+    );
+}

@@ -7,6 +7,7 @@ mod exec;
 mod exec_stream;
 mod files;
 mod images;
+mod offline;
 mod resources;
 
 use std::sync::Mutex;

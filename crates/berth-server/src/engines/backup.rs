@@ -74,4 +74,29 @@ pub trait BackupEngine: Send + Sync {
         service: &ServiceAccess<'_>,
         database: Option<&str>,
     ) -> Result<BTreeMap<String, u64>, String>;
+
+    /// Whether a restore holds what the backup counted; `Err` says what differs. Exact by
+    /// default; an engine whose data may expire on its own (Redis keys with a TTL) allows it.
+    fn counts_match(
+        &self,
+        backed_up: &BTreeMap<String, u64>,
+        now: &BTreeMap<String, u64>,
+    ) -> Result<(), String> {
+        let mut differences = Vec::new();
+        for (table, want) in backed_up {
+            match now.get(table) {
+                Some(got) if got == want => {}
+                Some(got) => differences.push(format!("{table}: {got}, the backup counted {want}")),
+                None => differences.push(format!("{table}: missing, the backup counted {want}")),
+            }
+        }
+        for table in now.keys().filter(|t| !backed_up.contains_key(*t)) {
+            differences.push(format!("{table}: not in the backup"));
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(differences.join("; "))
+        }
+    }
 }

@@ -106,6 +106,15 @@ impl<'a> ServiceAccess<'a> {
             .map_err(|e| e.to_string())?
     }
 
+    /// Stops the container, runs `argv` on its volumes in a one-shot container of its image,
+    /// starts it again (see `docker/offline.rs`); for data work the server must not see.
+    pub async fn run_offline(&self, argv: &[&str], user: Option<&str>) -> Result<(), String> {
+        self.docker
+            .run_offline(self.container, argv, user, 30)
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     pub async fn write_files(&self, files: &[ContainerFile]) -> Result<(), String> {
         self.docker
             .write_files(self.container, files)

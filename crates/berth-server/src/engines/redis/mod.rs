@@ -14,6 +14,9 @@ use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
 use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 
+mod backup;
+mod rdb;
+mod sync;
 mod tenancy;
 
 pub struct Redis;
@@ -214,6 +217,10 @@ impl Engine for Redis {
     fn connection_info(&self, host: &str, _params: &Parameters) -> Option<String> {
         let port = self.ports()[0].0;
         Some(format!("redis://:***@{host}:{port}"))
+    }
+
+    fn backup(&self) -> Option<&dyn crate::engines::backup::BackupEngine> {
+        Some(self)
     }
 
     fn tenancy(&self) -> Option<&dyn Tenancy> {

@@ -444,11 +444,10 @@ impl ServiceManager {
                 .map_err(|e| {
                     ManagerError::Unavailable(format!("counting what was restored: {e}"))
                 })?;
-            if now != object.counts {
+            if let Err(difference) = backup_engine.counts_match(&object.counts, &now) {
                 return Err(ManagerError::Unavailable(format!(
-                    "restored {} does not hold what the backup counted: {}",
+                    "restored {} does not hold what the backup counted: {difference}",
                     object.database.as_deref().unwrap_or(&object.key),
-                    count_difference(&object.counts, &now)
                 )));
             }
         }
@@ -516,22 +515,4 @@ fn checked_stream(stream: RestoreStream, sha256: String, size: u64) -> RestoreSt
 fn unzstd(stream: RestoreStream) -> RestoreStream {
     let reader = StreamReader::new(stream.map_err(std::io::Error::other));
     Box::pin(ReaderStream::new(ZstdDecoder::new(reader)).map(|r| r.map_err(|e| e.to_string())))
-}
-
-fn count_difference(
-    expected: &std::collections::BTreeMap<String, u64>,
-    now: &std::collections::BTreeMap<String, u64>,
-) -> String {
-    let mut differences = Vec::new();
-    for (table, want) in expected {
-        match now.get(table) {
-            Some(got) if got == want => {}
-            Some(got) => differences.push(format!("{table}: {got} rows, backup counted {want}")),
-            None => differences.push(format!("{table}: missing, backup counted {want}")),
-        }
-    }
-    for table in now.keys().filter(|t| !expected.contains_key(*t)) {
-        differences.push(format!("{table}: not in the backup"));
-    }
-    differences.join("; ")
 }
