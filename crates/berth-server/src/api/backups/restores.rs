@@ -5,8 +5,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use berth_core::Parameters;
 use serde::{Deserialize, Serialize};
 
@@ -212,12 +211,11 @@ async fn restore(
             database: body.database,
         })
         .await?;
-    let mut response = (StatusCode::ACCEPTED, Json(RestoreRunView::from(&run))).into_response();
-    response.headers_mut().insert(
-        header::LOCATION,
-        HeaderValue::from_str(&format!("/api/restore-runs/{}", run.id)).expect("ascii"),
-    );
-    Ok(response)
+    Ok(super::accepted(
+        RestoreRunView::from(&run),
+        &format!("/api/restore-runs/{}", run.id),
+        false,
+    ))
 }
 
 #[utoipa::path(

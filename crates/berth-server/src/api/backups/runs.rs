@@ -6,7 +6,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::json::{BackupView, ExternalServiceBackup, RunBackupRequest};
@@ -80,23 +79,11 @@ pub async fn run(
 }
 
 fn accepted(record: &BackupRecord, preference_applied: bool) -> Response {
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(ExternalServiceBackup::from(record)),
+    super::accepted(
+        ExternalServiceBackup::from(record),
+        &format!("/api/backups/{}", record.id),
+        preference_applied,
     )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&format!("/api/backups/{}", record.id)).expect("ascii"),
-    );
-    if preference_applied {
-        headers.insert(
-            "preference-applied",
-            HeaderValue::from_static("respond-async"),
-        );
-    }
-    response
 }
 
 #[utoipa::path(
@@ -170,18 +157,11 @@ pub async fn verify(
     let started = state.manager.start_verify(id).await?;
     let view = |record: &BackupRecord| BackupView::new(record, None);
     let accepted = |record: &BackupRecord, applied: bool| {
-        let mut response = (StatusCode::ACCEPTED, Json(view(record))).into_response();
-        response.headers_mut().insert(
-            header::LOCATION,
-            HeaderValue::from_str(&format!("/api/backups/{}", record.id)).expect("ascii"),
-        );
-        if applied {
-            response.headers_mut().insert(
-                "preference-applied",
-                HeaderValue::from_static("respond-async"),
-            );
-        }
-        response
+        super::accepted(
+            view(record),
+            &format!("/api/backups/{}", record.id),
+            applied,
+        )
     };
     if wait.respond_async {
         return Ok(accepted(&started.record, wait.preference_applied));
