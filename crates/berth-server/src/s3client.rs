@@ -1,6 +1,7 @@
 //! A small S3 client over reqwest, with requests signed by rusty-s3 (SigV4 query signing):
 //! what Berth itself needs of an S3 server — buckets for tenants, Blob's streamed objects, and
-//! later backups. Bodies are streamed both ways; an upload holds at most one part in memory.
+//! backups. Bodies are streamed both ways; an upload holds at most two parts in memory (one
+//! being sent, the next being read).
 
 use std::time::Duration;
 
@@ -359,7 +360,8 @@ impl S3Client {
     }
 
     /// Uploads a streamed body: one PUT if it fits in one part, else a multipart upload with
-    /// parts of [`PART_SIZE`] — at most one part is held in memory. A body longer than
+    /// parts of [`PART_SIZE`] — at most two parts are held in memory (one being sent, the
+    /// next being read). A body longer than
     /// `limit` is refused as soon as the limit is crossed, and an interrupted upload is
     /// aborted, so either the whole object is stored or nothing is. Returns the size.
     pub async fn put_stream<S, E>(
@@ -482,22 +484,27 @@ impl S3Client {
                 .map_err(|_| S3Error::Other("more than 65535 parts".into()))?;
             let action = UploadPart::new(&b, Some(&self.credentials), key, number, upload_id);
             let length = part.len().to_string();
-            let response = self
-                .send(
-                    &action,
-                    reqwest::Method::PUT,
-                    &[("content-length", &length)],
-                    Some(reqwest::Body::from(part.freeze())),
-                )
-                .await?;
-            let etag = response
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| S3Error::Other("part uploaded without an ETag".into()))?
-                .to_string();
-            etags.push(etag);
-            part = next_part(body, total, limit).await?;
+            let upload = async {
+                let response = self
+                    .send(
+                        &action,
+                        reqwest::Method::PUT,
+                        &[("content-length", &length)],
+                        Some(reqwest::Body::from(part.freeze())),
+                    )
+                    .await?;
+                response
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| S3Error::Other("part uploaded without an ETag".into()))
+            };
+            // The next part is read while this one uploads, so the producer (a dump tool)
+            // never waits for the network: two parts in memory at most.
+            let (etag, next) = tokio::join!(upload, next_part(body, total, limit));
+            etags.push(etag?);
+            part = next?;
             if part.is_empty() {
                 break;
             }
