@@ -131,6 +131,30 @@ const PROJECT_TOKEN_KV_ROUTES: &[(&str, &str)] = &[
     ("POST /api/kv/keys", r#"{"pattern": "*"}"#),
 ];
 
+/// Blob's data routes, open to a project token for its own project (the project from the
+/// query or body, or the path for a download). Blob is not enabled here, so an allowed call is
+/// past the policy but not a success: the test checks it is not refused for its scope, and
+/// refused for another project.
+const BLOB_DATA_ROUTES: &[&str] = &[
+    "POST /api/blob",
+    "GET /api/blob",
+    "DELETE /api/blob",
+    "POST /api/blob/copy",
+    "GET /api/blob/{project_id}/{path}",
+    "HEAD /api/blob/{project_id}/{path}",
+];
+
+/// A body each Blob data route accepts (its project added where the test names one).
+fn blob_body(route: &str) -> Option<Value> {
+    match route {
+        "DELETE /api/blob" => Some(json!({"pathnames": ["docs/readme.txt"]})),
+        "POST /api/blob/copy" => {
+            Some(json!({"from_url": "docs/a.txt", "to_pathname": "docs/b.txt"}))
+        }
+        _ => None,
+    }
+}
+
 /// The reads that answer with credentials in clear: refused to read-only tokens.
 const CREDENTIAL_ROUTES: &[&str] = &[
     "GET /api/external-services/{id}/reveal",
@@ -147,6 +171,9 @@ struct Fill {
     slug: String,
     operation: i64,
     token: i64,
+    destination: i64,
+    backup: i64,
+    restore_run: i64,
 }
 
 impl Fill {
@@ -159,6 +186,12 @@ impl Fill {
             self.operation
         } else if template.starts_with("/api/tokens/") {
             self.token
+        } else if template.starts_with("/api/backups/s3-sources/") {
+            self.destination
+        } else if template.starts_with("/api/backups/") {
+            self.backup
+        } else if template.starts_with("/api/restore-runs/") {
+            self.restore_run
         } else {
             self.service
         };
@@ -168,7 +201,8 @@ impl Fill {
             .replace("{environment}", "production")
             .replace("{var_name}", "REDIS_URL")
             .replace("{slug}", &self.slug)
-            .replace("{service_type}", "redis");
+            .replace("{service_type}", "redis")
+            .replace("{path}", "docs/readme.txt");
         assert!(!path.contains('{'), "unfilled parameter in {path}");
         path
     }
@@ -228,12 +262,41 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
     let read_only = read_only["token"].as_str().unwrap().to_string();
     // The token `/api/tokens/{id}` names: a refused DELETE must leave it live.
     let bystander = create_token(&berth, json!({"name": "bystander"})).await;
+    // A destination, a backup of the service and a restore run, for the backup routes' ids.
+    let s3 = berth.create("s3", &unique("scoped-s3"), json!({})).await;
+    let (status, destination) = berth
+        .call(
+            Method::POST,
+            "/api/backups/s3-sources",
+            Some(json!({"name": "scoped", "bucket_name": "scoped", "service_id": s3["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{destination}");
+    let (status, backup) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/external-services/{service_id}/run"),
+            Some(json!({"s3_source_id": destination["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{backup}");
+    let (status, restore_run) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{}/restore", backup["id"]),
+            Some(json!({"mode": "new_service", "name": unique("scoped-back")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{restore_run}");
     let (_, operations) = berth.get("/api/operations").await;
     let fill = Fill {
         service: service_id,
         slug: service["name"].as_str().unwrap().to_string(),
         operation: operations[0]["id"].as_i64().unwrap(),
         token: bystander["id"].as_i64().unwrap(),
+        destination: destination["id"].as_i64().unwrap(),
+        backup: backup["id"].as_i64().unwrap(),
+        restore_run: restore_run["id"].as_i64().unwrap(),
     };
 
     let routes = documented_templates(&berth).await;
@@ -272,6 +335,45 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
                 &format!("project token, {method} {path} naming another project"),
             );
             allowed += 1;
+        } else if BLOB_DATA_ROUTES.contains(&route.as_str()) {
+            // Its own project: past the policy (Blob is not enabled here).
+            assert_ne!(
+                status,
+                StatusCode::FORBIDDEN,
+                "project token, {method} {path}: {answer}"
+            );
+            let pathname = if route == "POST /api/blob" {
+                "pathname=docs/readme.txt&"
+            } else {
+                ""
+            };
+            let elsewhere = format!(
+                "{}?{pathname}project_id={other}",
+                fill.path(template, other)
+            );
+            let other_body = blob_body(&route).map(|mut b| {
+                b["project_id"] = json!(other);
+                b
+            });
+            let (status, headers, answer) = berth
+                .call_as(&project_token, method.clone(), &elsewhere, other_body)
+                .await;
+            if method == Method::HEAD {
+                // A HEAD answer has no body to carry the problem.
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "project token, HEAD {elsewhere}"
+                );
+            } else {
+                assert_forbidden(
+                    status,
+                    &headers,
+                    &answer,
+                    &format!("project token, {method} {elsewhere}"),
+                );
+            }
+            allowed += 1;
         } else if PROJECT_TOKEN_ROUTES.contains(&route.as_str()) {
             assert!(
                 status.is_success(),
@@ -300,7 +402,17 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
 
         let (status, headers, answer) =
             berth.call_as(&read_only, method.clone(), &path, body).await;
-        if method == Method::GET && !CREDENTIAL_ROUTES.contains(&route.as_str()) {
+        let is_read = method == Method::GET || method == Method::HEAD;
+        if is_read && BLOB_DATA_ROUTES.contains(&route.as_str()) {
+            // A read: past the policy (Blob is not enabled, and a read-only token names no
+            // project of its own).
+            assert_ne!(
+                status,
+                StatusCode::FORBIDDEN,
+                "read-only token, GET {path}: {answer}"
+            );
+            reads += 1;
+        } else if method == Method::GET && !CREDENTIAL_ROUTES.contains(&route.as_str()) {
             assert!(
                 status.is_success(),
                 "read-only token, GET {path}: {status} {answer}"
@@ -322,7 +434,7 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
     }
     assert_eq!(
         allowed,
-        PROJECT_TOKEN_ROUTES.len() + PROJECT_TOKEN_KV_ROUTES.len(),
+        PROJECT_TOKEN_ROUTES.len() + PROJECT_TOKEN_KV_ROUTES.len() + BLOB_DATA_ROUTES.len(),
         "every allowed route is documented"
     );
     // HEAD is a read, decided as GET.
