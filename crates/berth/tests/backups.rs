@@ -435,13 +435,21 @@ async fn s3_stopped_mid_upload_fails_the_backup_and_is_cleaned_once_back() {
     let id = start_backup(&berth, pg_id, destination).await;
     wait_uploading(&berth, id, 9 << 20).await;
 
-    assert!(docker(&["kill", &s3_container]).0);
+    // Stopped for good (not killed: the reconciler would start a killed server again within a
+    // pass, and the upload would carry on into the same multipart upload).
+    let (status, body) = berth
+        .post_wait(&format!("/api/external-services/{s3}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let b = wait_backup_done(&berth, id).await;
     assert_eq!(b["state"], "failed", "{b}");
     assert!(!str_of(&b, "error_message").is_empty(), "{b}");
 
-    // Once the S3 server is back (Berth's reconciler starts it), what the failed run left is
-    // removed.
+    // Once the S3 server is back, reconciler passes remove what the failed run left.
+    let (status, body) = berth
+        .post_wait(&format!("/api/external-services/{s3}/start"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let clean = match admin.list_all(&location(&b).0, &location(&b).1).await {
