@@ -140,18 +140,21 @@ async fn postgres_state_backend_round_trips() {
     let mut conn = pg_connect(port, "postgres", "statepw123", "berth")
         .await
         .unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv_backing WHERE enabled = 1")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM backing_services WHERE feature = 'kv' AND enabled = 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(rows, 1);
     let (status, body) = berth
         .call(Method::DELETE, "/api/kv/disable?delete_data=true", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM kv_backing")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM backing_services WHERE feature = 'kv'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert_eq!(rows, 0, "the record went with the service");
 }
