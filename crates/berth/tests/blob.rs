@@ -116,7 +116,8 @@ async fn blob_end_to_end() {
         project: Some(p1),
     };
 
-    // Before enable: status says so, data routes answer 503 saying how to enable.
+    // Before enable: status says so, data routes answer 404 (as KV, and Temps' "not
+    // configured": Blob is off, not out of order) saying how to enable.
     let (status, answer) = berth.get("/api/blob/status").await;
     assert_eq!(
         (status, answer["enabled"].clone()),
@@ -124,7 +125,7 @@ async fn blob_end_to_end() {
         "{answer}"
     );
     let (status, answer) = admin1.put("pathname=a.txt", "x").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert!(
         answer["detail"]
             .as_str()

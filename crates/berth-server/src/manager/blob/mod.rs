@@ -110,7 +110,7 @@ impl ServiceManager {
             .store
             .backing(BLOB.key)
             .await?
-            .ok_or_else(|| ManagerError::Unavailable(BLOB.not_enabled_text()))?;
+            .ok_or_else(|| BLOB.not_enabled())?;
         let service = self.service(recorded.service_id).await?;
         if !recorded.enabled {
             return Err(BLOB.disabled(&service.name));
