@@ -520,11 +520,11 @@ async fn blob_end_to_end() {
     let (_, _, bytes) = admin1.download(Method::GET, &url, None).await;
     assert_eq!(bytes, b"hello world", "data kept across stop/start");
 
-    // Disable keeps the data (503 meanwhile), enable again serves it.
+    // Disable keeps the data (404 meanwhile: off, as KV), enable again serves it.
     let (status, answer) = berth.call(Method::DELETE, "/api/blob/disable", None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (status, answer) = admin1.list("").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
     assert!(
         answer["detail"].as_str().unwrap().contains("disabled"),
         "{answer}"

@@ -74,9 +74,10 @@ impl Feature {
         )
     }
 
-    /// 503 for data requests while the feature is off with its data kept.
+    /// 404 for data requests while the feature is off with its data kept.
     pub fn disabled(&self, service_name: &str) -> ManagerError {
-        ManagerError::Unavailable(format!(
+        // 404 like "not enabled": the feature is off, not out of order (KV answers the same).
+        ManagerError::NotFound(format!(
             "{label} is disabled; its data is kept in {kind} service {service_name:?}. Enable \
              it again with POST /api/{key}/enable (`berth {key} enable`)",
             label = self.label,
