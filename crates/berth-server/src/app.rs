@@ -204,6 +204,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         reconciler.startup(interrupted).await;
         reconciler.run_periodic(interval, reconciler_stop).await;
     });
+    // Backup schedules: started after the interrupted backups were read (above).
+    tokio::spawn(crate::scheduler::run(
+        server.state.manager.clone(),
+        stop_rx.clone(),
+    ));
 
     let manager = server.state.manager.clone();
     tokio::spawn(async move {

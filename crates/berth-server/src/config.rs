@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// Largest blob a `POST /api/blob` accepts, in bytes; a larger body is refused with 413
     /// and nothing is stored. Uploads are streamed, so this bounds disk, not memory.
     pub blob_max_bytes: u64,
+    /// Shortest interval between two runs of a backup schedule, in seconds (1 to 60; default
+    /// 60: a cron expression firing more than once a minute is refused). Lower it only for
+    /// tests: a backup takes longer than a few seconds.
+    pub backup_schedule_min_interval_secs: u32,
 }
 
 /// See [`ServerConfig::blob_service_name`].
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             kv_service_name: DEFAULT_KV_SERVICE_NAME.into(),
             blob_service_name: DEFAULT_BLOB_SERVICE_NAME.into(),
             blob_max_bytes: DEFAULT_BLOB_MAX_BYTES,
+            backup_schedule_min_interval_secs: berth_core::backup::schedule::MIN_INTERVAL_SECS,
         }
     }
 }

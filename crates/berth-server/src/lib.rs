@@ -12,4 +12,5 @@ pub mod manager;
 pub mod metrics;
 pub mod reconciler;
 pub mod s3client;
+pub mod scheduler;
 pub mod store;

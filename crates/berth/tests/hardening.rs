@@ -174,6 +174,7 @@ struct Fill {
     destination: i64,
     backup: i64,
     restore_run: i64,
+    schedule: i64,
 }
 
 impl Fill {
@@ -188,6 +189,8 @@ impl Fill {
             self.token
         } else if template.starts_with("/api/backups/s3-sources/") {
             self.destination
+        } else if template.starts_with("/api/backups/schedules/") {
+            self.schedule
         } else if template.starts_with("/api/backups/") {
             self.backup
         } else if template.starts_with("/api/restore-runs/") {
@@ -262,7 +265,8 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
     let read_only = read_only["token"].as_str().unwrap().to_string();
     // The token `/api/tokens/{id}` names: a refused DELETE must leave it live.
     let bystander = create_token(&berth, json!({"name": "bystander"})).await;
-    // A destination, a backup of the service and a restore run, for the backup routes' ids.
+    // A destination, a backup of the service, a restore run and a schedule, for the backup
+    // routes' ids.
     let s3 = berth.create("s3", &unique("scoped-s3"), json!({})).await;
     let (status, destination) = berth
         .call(
@@ -288,6 +292,19 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{restore_run}");
+    let (status, schedule) = berth
+        .call(
+            Method::POST,
+            "/api/backups/schedules",
+            Some(json!({
+                "name": "scoped-nightly",
+                "s3_source_id": destination["id"],
+                "schedule_expression": "0 3 * * *",
+                "service_id": service_id,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{schedule}");
     let (_, operations) = berth.get("/api/operations").await;
     let fill = Fill {
         service: service_id,
@@ -297,6 +314,7 @@ async fn scoped_tokens_matrix_covers_every_documented_route() {
         destination: destination["id"].as_i64().unwrap(),
         backup: backup["id"].as_i64().unwrap(),
         restore_run: restore_run["id"].as_i64().unwrap(),
+        schedule: schedule["id"].as_i64().unwrap(),
     };
 
     let routes = documented_templates(&berth).await;

@@ -16,7 +16,8 @@
 //!
 //! Cron is evaluated by `croner` (POSIX/Vixie semantics, `L`/`W`/`#`, names, `@daily` and
 //! friends). Five fields, or six with seconds first; a schedule firing more than once a minute
-//! is refused, since a backup takes longer than that.
+//! is refused, since a backup takes longer than that ([`CronSchedule::parse`]). A server may
+//! lower that limit for tests ([`CronSchedule::parse_with_min_interval`]).
 
 use std::fmt;
 
@@ -29,6 +30,8 @@ use thiserror::Error;
 pub const MAX_EXPRESSION_LEN: usize = 200;
 
 const MINUTE_MS: i64 = 60_000;
+/// The shortest interval between two runs [`CronSchedule::parse`] allows: one minute.
+pub const MIN_INTERVAL_SECS: u32 = 60;
 /// Where [`CronSchedule::check_frequency`] starts looking (any time will do; a day after the
 /// epoch keeps `minute - 1` away from negative timestamps).
 const FREQUENCY_PROBE_FROM_MS: i64 = 86_400_000;
@@ -52,9 +55,13 @@ pub enum ScheduleError {
     #[error("invalid cron expression {expression:?}: {reason}")]
     Invalid { expression: String, reason: String },
     #[error(
-        "cron expression {0:?} fires more than once a minute; backups run at most once a minute"
+        "cron expression {expression:?} fires more often than once every {min_interval_secs} s; \
+         backups run at most that often"
     )]
-    TooFrequent(String),
+    TooFrequent {
+        expression: String,
+        min_interval_secs: u32,
+    },
     #[error("cron expression {0:?} never fires")]
     NeverFires(String),
 }
@@ -70,6 +77,15 @@ impl CronSchedule {
     /// Parses a 5- or 6-field expression (or `@hourly`, `@daily`, `@weekly`, `@monthly`,
     /// `@yearly`) and checks it fires at all and at most once a minute.
     pub fn parse(expression: &str) -> Result<Self, ScheduleError> {
+        Self::parse_with_min_interval(expression, MIN_INTERVAL_SECS)
+    }
+
+    /// [`CronSchedule::parse`] with another shortest interval between two runs, in seconds
+    /// (clamped to 1..=60; a server's tests use a few seconds to keep schedules quick).
+    pub fn parse_with_min_interval(
+        expression: &str,
+        min_interval_secs: u32,
+    ) -> Result<Self, ScheduleError> {
         let trimmed = expression.trim();
         if trimmed.is_empty() {
             return Err(ScheduleError::Empty);
@@ -98,7 +114,7 @@ impl CronSchedule {
             expression: trimmed.to_string(),
             cron,
         };
-        schedule.check_frequency()?;
+        schedule.check_frequency(min_interval_secs.clamp(1, MIN_INTERVAL_SECS))?;
         Ok(schedule)
     }
 
@@ -117,21 +133,40 @@ impl CronSchedule {
         Some(next.timestamp_millis())
     }
 
-    /// The seconds field is independent of the others, so a minute that fires at all fires
-    /// at the same seconds as any other: looking at the first firing minute is enough.
-    fn check_frequency(&self) -> Result<(), ScheduleError> {
+    /// The seconds field is independent of the others, so every minute that fires at all
+    /// fires at the same seconds: the gaps between them within the first firing minute, and
+    /// the gap from its last second to the same first second a minute later, are every gap
+    /// there can be (the wrap-around is counted even when the next minute does not fire, which
+    /// can only refuse more). With a limit of 60 s this is "at most once a minute": one second
+    /// a minute gives a 60 s wrap-around, two or more give a gap under 60 s.
+    fn check_frequency(&self, min_interval_secs: u32) -> Result<(), ScheduleError> {
         let first = self
             .next_after(FREQUENCY_PROBE_FROM_MS)
             .ok_or_else(|| ScheduleError::NeverFires(self.expression.clone()))?;
         let minute = first.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let in_minute = self.next_after(minute - 1);
-        let again = in_minute.and_then(|t| self.next_after(t));
-        match again {
-            Some(t) if t < minute + MINUTE_MS => {
-                Err(ScheduleError::TooFrequent(self.expression.clone()))
-            }
-            _ => Ok(()),
+        let mut fires = Vec::new();
+        let mut at = self.next_after(minute - 1);
+        while let Some(t) = at.filter(|t| *t < minute + MINUTE_MS) {
+            fires.push(t);
+            at = self.next_after(t);
         }
+        let wrap = fires
+            .first()
+            .zip(fires.last())
+            .map(|(first, last)| first + MINUTE_MS - last);
+        let smallest = fires
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .chain(wrap)
+            .min()
+            .unwrap_or(MINUTE_MS);
+        if smallest < i64::from(min_interval_secs) * 1000 {
+            return Err(ScheduleError::TooFrequent {
+                expression: self.expression.clone(),
+                min_interval_secs,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -246,13 +281,41 @@ mod tests {
         ] {
             assert_eq!(
                 CronSchedule::parse(e).unwrap_err(),
-                ScheduleError::TooFrequent(e.into()),
+                ScheduleError::TooFrequent {
+                    expression: e.into(),
+                    min_interval_secs: 60
+                },
                 "{e}"
             );
         }
         for e in ["* * * * *", "59 * * * * *", "0 */5 * * * *", "@hourly"] {
             assert!(CronSchedule::parse(e).is_ok(), "{e}");
         }
+    }
+
+    #[test]
+    fn a_lower_limit_allows_seconds_apart_but_not_closer() {
+        let every_5s = CronSchedule::parse_with_min_interval("*/5 * * * * *", 5).unwrap();
+        assert_eq!(every_5s.next_after(T0), Some(T0 + 5_000));
+        let ok = ["*/5 * * * * *", "0,30 * * * * *", "* * * * *", "@daily"];
+        for e in ok {
+            assert!(CronSchedule::parse_with_min_interval(e, 5).is_ok(), "{e}");
+        }
+        // 58 and 2 are 4 s apart across the minute boundary; 0,3 are 3 s apart.
+        for e in ["*/4 * * * * *", "2,58 * * * * *", "0,3,30 * * * * *"] {
+            assert_eq!(
+                CronSchedule::parse_with_min_interval(e, 5).unwrap_err(),
+                ScheduleError::TooFrequent {
+                    expression: e.into(),
+                    min_interval_secs: 5
+                },
+                "{e}"
+            );
+        }
+        // The limit is clamped to 1..=60.
+        assert!(CronSchedule::parse_with_min_interval("* * * * * *", 0).is_ok());
+        assert!(CronSchedule::parse_with_min_interval("*/30 * * * * *", 3600).is_err());
+        assert!(CronSchedule::parse_with_min_interval("0 * * * * *", 3600).is_ok());
     }
 
     #[test]

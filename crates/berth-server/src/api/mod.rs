@@ -121,6 +121,16 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backups::restores::cancel))
         .routes(routes!(backups::restores::for_service))
         .routes(routes!(backups::restores::capabilities))
+        .routes(routes!(
+            backups::schedules::list,
+            backups::schedules::create
+        ))
+        .routes(routes!(backups::schedules::get, backups::schedules::delete))
+        .routes(routes!(backups::schedules::backups))
+        .routes(routes!(backups::schedules::enable))
+        .routes(routes!(backups::schedules::disable))
+        .routes(routes!(backups::schedules::run))
+        .routes(routes!(backups::retention::plan, backups::retention::prune))
         .routes(routes!(system::status))
 }
 

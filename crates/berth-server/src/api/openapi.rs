@@ -236,6 +236,13 @@ const LINK_RULES: &[LinkRule] = &[
     },
     LinkRule {
         method: "post",
+        path: "/api/backups/schedules",
+        statuses: &["201"],
+        targets: &[("/api/backups/schedules/{id}", "id", "$response.body#/id")],
+        all: false,
+    },
+    LinkRule {
+        method: "post",
         path: "/api/external-services/{id}/projects",
         statuses: &["201", "200"],
         targets: &[

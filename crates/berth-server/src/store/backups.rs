@@ -1,7 +1,8 @@
 //! Backup records (migration 0007). A row is written `running` before the first byte is read
 //! from the service (the intent: where the objects go), and becomes `succeeded` only with the
 //! verified manifest, or `failed` with the reason. At startup, rows still `running` were cut
-//! off by a crash: the reconciler cleans their objects up and marks them failed.
+//! off by a crash: the reconciler cleans their objects up and marks them failed. Retention
+//! (migration 0009) makes a finished backup `deleted` before removing its objects.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -13,6 +14,8 @@ pub enum BackupState {
     Running,
     Succeeded,
     Failed,
+    /// Removed from its destination by retention (migration 0009): nothing to restore.
+    Deleted,
 }
 
 impl BackupState {
@@ -21,6 +24,7 @@ impl BackupState {
             BackupState::Running => "running",
             BackupState::Succeeded => "succeeded",
             BackupState::Failed => "failed",
+            BackupState::Deleted => "deleted",
         }
     }
 
@@ -29,6 +33,7 @@ impl BackupState {
             "running" => BackupState::Running,
             "succeeded" => BackupState::Succeeded,
             "failed" => BackupState::Failed,
+            "deleted" => BackupState::Deleted,
             _ => return None,
         })
     }
@@ -65,6 +70,9 @@ pub struct BackupRecord {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub expires_at: Option<String>,
+    /// When retention deleted it, and why (state `deleted`).
+    pub deleted_at: Option<String>,
+    pub deleted_reason: Option<String>,
 }
 
 /// A multipart upload a backup began and has not finished.
@@ -105,7 +113,7 @@ const COLUMNS: &str = "id, backup_id, service_id, service_name, service_type, de
                        schedule_id, backup_type, state, step, location, size_bytes, file_count, \
                        checksum, compression_type, error_message, manifest, verify_state, \
                        verify_message, verified_at, created_by, tags, started_at, finished_at, \
-                       expires_at";
+                       expires_at, deleted_at, deleted_reason";
 
 /// Which backups a listing returns.
 #[derive(Debug, Clone, Copy, Default)]
@@ -288,6 +296,22 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Retention's intent, written before a backup's objects are deleted: the backup is
+    /// `deleted` (never restorable again) with the time and the reason. Only a finished
+    /// backup can be; `false` if it is running or unknown.
+    pub async fn mark_backup_deleted(&self, backup_id: &str, reason: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE backups SET state = 'deleted', deleted_at = $1, deleted_reason = $2 \
+             WHERE backup_id = $3 AND state IN ('succeeded', 'failed')",
+        )
+        .bind(now())
+        .bind(reason)
+        .bind(backup_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn running_backups(&self) -> StoreResult<Vec<BackupRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM backups WHERE state = 'running' ORDER BY id"
@@ -357,5 +381,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> StoreResult<BackupRecord> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         expires_at: row.try_get("expires_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        deleted_reason: row.try_get("deleted_reason")?,
     })
 }

@@ -11,6 +11,7 @@ mod meta;
 mod operations;
 mod projects;
 mod restores;
+mod schedules;
 mod services;
 mod tokens;
 
@@ -33,6 +34,7 @@ pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
 pub use restores::{NewRestoreRun, RestoreRun};
+pub use schedules::{NewSchedule, RunKind, Schedule, ScheduleRun};
 pub use services::{NewService, Service};
 pub use tokens::{ApiToken, LiveToken, Scope, ScopeKind};
 

@@ -1,4 +1,5 @@
-//! `berth backup run|list|show` and `berth backup source list|add|test|remove`. A run shows a
+//! `berth backup run|list|show`, `berth backup source list|add|test|remove`, and (in
+//! `schedules.rs`) `berth backup schedule ...` and `berth backup prune`. A run shows a
 //! progress bar in bytes read from the service while it dumps and uploads.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{ApiClient, output, services};
+use super::{ApiClient, output, schedules, services};
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
@@ -58,6 +59,24 @@ pub enum BackupCommand {
     Source {
         #[command(subcommand)]
         command: SourceCommand,
+    },
+    /// Backup schedules (cron, UTC) and their retention.
+    Schedule {
+        #[command(subcommand)]
+        command: schedules::ScheduleCommand,
+    },
+    /// Apply retention (each destination's schedules' `--retention-days` and `--keep-last`;
+    /// the newest succeeded backup of a service is always kept).
+    Prune {
+        /// Only this destination (name or id); every one when left out.
+        #[arg(long = "to", value_name = "DESTINATION")]
+        destination: Option<String>,
+        /// Only this service's backups (name or id).
+        #[arg(long)]
+        service: Option<String>,
+        /// Show what would be deleted, and why, without deleting.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -246,6 +265,15 @@ pub async fn run(command: &BackupCommand, api: &ApiClient, as_json: bool) -> any
             })
         }
         BackupCommand::Source { command } => source(command, api, as_json).await,
+        BackupCommand::Schedule { command } => schedules::run(command, api, as_json).await,
+        BackupCommand::Prune {
+            destination,
+            service,
+            dry_run,
+        } => {
+            let (destination, service) = (destination.as_deref(), service.as_deref());
+            schedules::prune(api, destination, service, *dry_run, as_json).await
+        }
     }
 }
 
@@ -369,7 +397,7 @@ async fn source(command: &SourceCommand, api: &ApiClient, as_json: bool) -> anyh
 }
 
 /// Polls a running backup with a byte counter until it ends; its error if it failed.
-async fn follow(api: &ApiClient, id: i64) -> anyhow::Result<Value> {
+pub(super) async fn follow(api: &ApiClient, id: i64) -> anyhow::Result<Value> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} {bytes} read ({bytes_per_sec}) [{elapsed}]")
@@ -399,7 +427,7 @@ async fn follow(api: &ApiClient, id: i64) -> anyhow::Result<Value> {
     }
 }
 
-async fn resolve_destination(api: &ApiClient, destination: &str) -> anyhow::Result<i64> {
+pub(super) async fn resolve_destination(api: &ApiClient, destination: &str) -> anyhow::Result<i64> {
     api.resolve_id(
         "/backups/s3-sources",
         "name",
@@ -437,7 +465,7 @@ async fn all_backups(api: &ApiClient) -> anyhow::Result<Value> {
     Ok(Value::Array(all))
 }
 
-fn print_or(as_json: bool, value: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
+pub(super) fn print_or(as_json: bool, value: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
     if as_json {
         output::json(value);
     } else {

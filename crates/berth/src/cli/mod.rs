@@ -8,6 +8,7 @@ mod images;
 mod kv;
 mod output;
 mod projects;
+mod schedules;
 mod serve;
 mod services;
 mod tokens;
@@ -75,7 +76,7 @@ pub enum Command {
         #[command(subcommand)]
         command: kv::KvCommand,
     },
-    /// Backups to S3: run, list, show, and their destinations.
+    /// Backups to S3: run, list, show, their destinations, schedules and retention.
     Backup {
         #[command(subcommand)]
         command: backups::BackupCommand,

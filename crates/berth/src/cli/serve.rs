@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Largest blob accepted, in bytes (default 5 GiB); larger uploads get 413.
     #[arg(long, env = "BERTH_BLOB_MAX_BYTES")]
     pub blob_max_bytes: Option<u64>,
+    /// Shortest interval between two runs of a backup schedule, in seconds (1 to 60, default
+    /// 60). Lower it only for tests.
+    #[arg(long, env = "BERTH_BACKUP_SCHEDULE_MIN_INTERVAL")]
+    pub backup_schedule_min_interval: Option<u32>,
 }
 
 pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
@@ -75,6 +79,9 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     }
     if let Some(bytes) = args.blob_max_bytes {
         config.blob_max_bytes = bytes;
+    }
+    if let Some(secs) = args.backup_schedule_min_interval {
+        config.backup_schedule_min_interval_secs = secs;
     }
     init_logging();
     berth_server::app::run(config).await

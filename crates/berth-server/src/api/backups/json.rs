@@ -6,8 +6,8 @@ use berth_core::mask::MASK;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::manager::backup::DestinationRequest;
-use crate::store::{BackupRecord, BackupState, Destination};
+use crate::manager::backup::{DestinationRequest, ScheduleRequest, ServiceRetention};
+use crate::store::{BackupRecord, BackupState, Destination, Schedule};
 
 /// `POST /backups/s3-sources` and `PATCH /backups/s3-sources/{id}` (every field optional on
 /// PATCH). Either keys and (optionally) an endpoint, or `service_id` of a Berth-managed S3
@@ -120,7 +120,8 @@ pub struct BackupView {
     pub name: String,
     pub backup_id: String,
     pub backup_type: String,
-    /// `running`, `succeeded` (every object and the manifest read back and matched), `failed`.
+    /// `running`, `succeeded` (every object and the manifest read back and matched), `failed`,
+    /// `deleted` (removed from the destination by retention: nothing to restore).
     pub state: BackupState,
     /// What a running backup is doing.
     pub step: String,
@@ -146,6 +147,9 @@ pub struct BackupView {
     pub service_id: Option<i64>,
     pub service_name: String,
     pub service_type: String,
+    /// When retention deleted it (epoch milliseconds), and why.
+    pub deleted_at: Option<i64>,
+    pub deleted_reason: Option<String>,
 }
 
 impl BackupView {
@@ -175,6 +179,8 @@ impl BackupView {
             service_id: b.service_id,
             service_name: b.service_name.clone(),
             service_type: b.service_type.clone(),
+            deleted_at: b.deleted_at.as_deref().and_then(epoch_ms),
+            deleted_reason: b.deleted_reason.clone(),
         }
     }
 }
@@ -244,6 +250,166 @@ fn metadata(b: &BackupRecord) -> Value {
         });
     }
     meta
+}
+
+/// `POST /backups/schedules`: Temps' fields, plus Berth's `service_id`, `keep_last` and
+/// `max_runtime_secs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateScheduleRequest {
+    /// Unique.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// `full` (the default; the only type these engines have).
+    pub backup_type: Option<String>,
+    /// Days a backup is kept (its `expires_at`); 0 or absent: no age limit.
+    #[schema(minimum = 0, maximum = 36500)]
+    pub retention_period: Option<i64>,
+    /// The destination.
+    pub s3_source_id: i64,
+    /// Cron, in UTC: 5 fields (minute hour day-of-month month day-of-week), 6 with seconds
+    /// first, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. At most once a minute.
+    #[schema(example = "0 3 * * *")]
+    pub schedule_expression: String,
+    /// Default true.
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    /// Back up this service only; absent: every service that can be backed up (and is meant
+    /// to run), the destination's own S3 service excepted.
+    pub service_id: Option<i64>,
+    /// Keep the newest N succeeded backups whatever their age. With `retention_period`, a
+    /// backup is kept if either keeps it; the newest succeeded backup is always kept.
+    #[schema(minimum = 0, maximum = 10000)]
+    pub keep_last: Option<i64>,
+    /// A backup still running after this many seconds (a wait for an earlier backup of the
+    /// service included) is aborted and recorded failed.
+    #[schema(minimum = 1, maximum = 604800)]
+    pub max_runtime_secs: Option<i64>,
+}
+
+impl From<CreateScheduleRequest> for ScheduleRequest {
+    fn from(r: CreateScheduleRequest) -> Self {
+        Self {
+            name: r.name,
+            backup_type: r.backup_type,
+            retention_period: r.retention_period,
+            s3_source_id: r.s3_source_id,
+            schedule_expression: r.schedule_expression,
+            enabled: r.enabled,
+            tags: r.tags,
+            description: r.description,
+            service_id: r.service_id,
+            keep_last: r.keep_last,
+            max_runtime_secs: r.max_runtime_secs,
+        }
+    }
+}
+
+/// Temps' Schedule, plus Berth's `service_id`, `keep_last`, `max_runtime_secs` and
+/// `last_error`. Times are epoch milliseconds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    pub id: i64,
+    pub name: String,
+    pub backup_type: String,
+    /// Days; 0: no age limit.
+    pub retention_period: i64,
+    pub s3_source_id: i64,
+    pub schedule_expression: String,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    /// When it last ran (scheduled or asked for).
+    pub last_run: Option<i64>,
+    /// When it runs next; absent while disabled.
+    pub next_run: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The one service it backs up; absent: every service that can be backed up.
+    pub service_id: Option<i64>,
+    pub keep_last: Option<i64>,
+    pub max_runtime_secs: Option<i64>,
+    /// Why its last run could not start a backup of some service.
+    pub last_error: Option<String>,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(s: &Schedule) -> Self {
+        Self {
+            id: s.id,
+            name: s.name.clone(),
+            backup_type: s.backup_type.clone(),
+            retention_period: s.retention_period,
+            s3_source_id: s.s3_source_id,
+            schedule_expression: s.schedule_expression.clone(),
+            enabled: s.enabled,
+            tags: s.tags.clone(),
+            description: s.description.clone(),
+            last_run: s.last_run.as_deref().and_then(epoch_ms),
+            next_run: s.next_run.as_deref().and_then(epoch_ms),
+            created_at: epoch_ms(&s.created_at).unwrap_or_default(),
+            updated_at: epoch_ms(&s.updated_at).unwrap_or_default(),
+            service_id: s.service_id,
+            keep_last: s.keep_last,
+            max_runtime_secs: s.max_runtime_secs,
+            last_error: s.last_error.clone(),
+        }
+    }
+}
+
+/// The answer of `POST /backups/schedules/{id}/run`: the backups it started (running; poll
+/// `GET /backups/{id}`), and the services it could not start one for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleRunView {
+    pub schedule_id: i64,
+    pub backups: Vec<BackupView>,
+    pub errors: Vec<ScheduleRunError>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScheduleRunError {
+    pub service_id: i64,
+    pub error: String,
+}
+
+/// `GET /backups/retention`: what retention would delete.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetentionQuery {
+    /// Only this destination (default: every one).
+    pub s3_source_id: Option<i64>,
+    /// Only this service's backups (default: every service with backups there).
+    pub service_id: Option<i64>,
+}
+
+/// `POST /backups/retention`: apply retention now.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    /// Only this destination (default: every one).
+    pub s3_source_id: Option<i64>,
+    /// Only this service's backups (default: every service with backups there).
+    pub service_id: Option<i64>,
+}
+
+/// Retention on destinations: what is kept and what is (or, on a dry run, would be) deleted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetentionView {
+    /// True for `GET` (nothing was deleted).
+    pub dry_run: bool,
+    pub destinations: Vec<DestinationRetention>,
+}
+
+/// Retention on one destination, per service, each backup with the reason.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DestinationRetention {
+    pub s3_source_id: i64,
+    pub services: Vec<ServiceRetention>,
+    /// Why this destination could not be looked at (listing every destination: the others
+    /// still are); named alone, such a destination answers 503 instead.
+    pub error: Option<String>,
 }
 
 /// RFC 3339 (as stored) to epoch milliseconds.

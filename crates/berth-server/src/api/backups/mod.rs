@@ -1,9 +1,12 @@
-//! Temps' backup routes: destinations (`sources.rs`, Temps' "S3 sources") and runs
-//! (`runs.rs`). Bodies in `json.rs`.
+//! Temps' backup routes: destinations (`sources.rs`, Temps' "S3 sources"), runs
+//! (`runs.rs`) and schedules (`schedules.rs`), plus Berth's retention (`retention.rs`). Bodies
+//! in `json.rs`.
 
 mod json;
 pub mod restores;
+pub mod retention;
 pub mod runs;
+pub mod schedules;
 pub mod sources;
 
 use axum::Json;

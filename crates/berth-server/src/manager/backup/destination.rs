@@ -98,6 +98,12 @@ impl ServiceManager {
                  (their records say where the data is)"
             )));
         }
+        let schedules = self.store.count_schedules_in_destination(id).await?;
+        if schedules > 0 {
+            return Err(ManagerError::Conflict(format!(
+                "backup destination {id} is used by {schedules} backup schedule(s); delete them first"
+            )));
+        }
         self.store.delete_destination(id).await?;
         Ok(())
     }

@@ -128,12 +128,17 @@ impl ServiceManager {
             }
         };
         let started = std::time::Instant::now();
-        let result = async {
+        let work = async {
             let _claim = self.claim_shared(service_id).await?;
             self.run_backup(&record, &target, &folder, &backup_id, started_ms)
                 .await
-        }
-        .await;
+        };
+        // A schedule's runtime limit stops the run here; it then fails like any other run.
+        let result = tokio::select! {
+            biased;
+            reason = self.backup_runs.cancelled(record.id) => Err(ManagerError::Unavailable(reason)),
+            result = work => result,
+        };
         drop(turn);
         let error = match result {
             Ok((manifest, stored)) => {
