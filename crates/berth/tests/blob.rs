@@ -205,6 +205,20 @@ async fn blob_end_to_end() {
         (StatusCode::PARTIAL_CONTENT, b"world".as_slice())
     );
     assert_eq!(headers["content-range"], "bytes 6-10/11");
+    let (status, _, bytes) = admin1.download(Method::GET, &url, Some("bytes=-5")).await;
+    assert_eq!(
+        (status, bytes.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, b"world".as_slice())
+    );
+    // A Range that is not one byte range is ignored, as S3 does: the whole blob, never a 5xx.
+    for odd in ["null", "bytes=0-1,4-5", "bytes=9-3", "lines=1-2"] {
+        let (status, _, bytes) = admin1.download(Method::GET, &url, Some(odd)).await;
+        assert_eq!(
+            (status, bytes.as_slice()),
+            (StatusCode::OK, b"hello world".as_slice()),
+            "Range: {odd}"
+        );
+    }
     let (status, headers, _) = admin1.download(Method::HEAD, &url, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

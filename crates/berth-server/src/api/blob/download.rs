@@ -1,5 +1,5 @@
 //! Temps' `GET` and `HEAD /blob/{project_id}/{path}`: one blob, streamed from S3 as it comes
-//! (Range passed through: 206 with Content-Range), its content type, ETag and Last-Modified
+//! (one byte range honoured: 206 with Content-Range; see `range`), its content type, ETag and Last-Modified
 //! passed on. The policy checks a project token against `project_id` in the path.
 
 use axum::body::Body;
@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::project_blob;
+use super::range::single_byte_range;
 use crate::api::AppState;
 use crate::api::policy::Principal;
 use crate::api::problem::responses as errors;
@@ -39,7 +40,7 @@ fn blob_path(path: BlobPath) -> ApiResult<(i64, String)> {
     params(
         ("project_id" = i64, Path, description = "The blob's project"),
         ("path" = String, Path, description = "The blob's pathname (segments percent-encoded)"),
-        ("Range" = Option<String>, Header, description = "bytes=start-end")
+        ("Range" = Option<String>, Header, description = "One byte range (bytes=first-last, bytes=first-, bytes=-suffix); any other value is ignored and the whole blob sent")
     ),
     responses(
         (status = 200, description = "The blob's bytes, with its Content-Type", content_type = "application/octet-stream"),
@@ -59,14 +60,12 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let (project_id, pathname) = blob_path(path)?;
     let blob = project_blob(&state, principal, Some(project_id)).await?;
+    // A Range that is not one byte range (or not text) is ignored: the whole blob is sent.
     let range = headers
         .get(header::RANGE)
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("the Range header is not ASCII"))
-        })
-        .transpose()?;
-    let upstream = blob.get(&pathname, range).await?;
+        .and_then(|v| v.to_str().ok())
+        .and_then(single_byte_range);
+    let upstream = blob.get(&pathname, range.as_deref()).await?;
     let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::OK);
     let mut response = Response::builder().status(status);
     for name in PASSED_ON {

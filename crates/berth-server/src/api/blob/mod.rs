@@ -1,11 +1,13 @@
 //! `/api/blob`: Temps' Blob routes over Blob's S3 service (`manager/blob`). `data` holds put,
 //! list, delete and copy, `download` get and head of one blob, `manage` enable/update/disable/
-//! status, `json` the bodies.
+//! status, `json` the bodies, `range`
+//! which Range headers a download honours.
 
 pub mod data;
 pub mod download;
 mod json;
 pub mod manage;
+mod range;
 
 use super::AppState;
 use super::policy::Principal;
