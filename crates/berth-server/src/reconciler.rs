@@ -104,6 +104,10 @@ impl Reconciler {
             self.record_error(format!("cleaning up interrupted backups: {e}"))
                 .await
         }
+        if let Err(e) = self.manager.fail_interrupted_verifications().await {
+            self.record_error(format!("cleaning up interrupted verifications: {e}"))
+                .await
+        }
         self.pass().await;
     }
 

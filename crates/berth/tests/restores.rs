@@ -347,6 +347,57 @@ async fn verification_restores_into_a_throwaway_service_and_catches_a_tampered_o
     assert!(!services.to_string().contains("verify-"), "{services}");
 }
 
+/// Berth killed while a verification's throwaway service exists: at restart the verification
+/// is recorded failed (never left `running`) and the throwaway service is deleted with its
+/// container, from the name recorded before it was created.
+#[tokio::test]
+async fn an_interrupted_verification_is_failed_and_its_throwaway_service_removed_at_restart() {
+    let mut berth = berth().await;
+    let (s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "verify-crash").await;
+    let (_, _, _, backup_id) = backed_up_postgres(&berth, destination).await;
+
+    berth
+        .crash_at(
+            "verify.after_throwaway_created",
+            Method::POST,
+            &format!("/api/backups/{backup_id}/verify"),
+            None,
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let b = backup(&berth, backup_id).await;
+        let (_, services) = berth.get("/api/external-services").await;
+        let verify = &b["metadata"]["verify"];
+        if verify["state"] == "failed" && !services.to_string().contains("verify-") {
+            assert!(
+                str_of(verify, "message").contains("berth stopped"),
+                "{b}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "verification {verify} / services {services}\n{}",
+            berth.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let instance = std::fs::read_to_string(berth.data_dir.join("instance-id")).unwrap();
+    let leftover = std::process::Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=berth.instance={}", instance.trim()))
+        .args(["--filter", &format!("name=verify-{backup_id}-")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&leftover.stdout).trim(),
+        "",
+        "the throwaway container is gone"
+    );
+}
+
 /// A connection as a linked project's Redis user, on its database.
 async fn redis_tenant(
     port: u16,

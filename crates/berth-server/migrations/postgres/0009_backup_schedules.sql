@@ -22,6 +22,9 @@ CREATE TABLE backup_schedules (
     description         TEXT,
     -- A run still going after this many seconds is aborted and recorded failed (NULL: no limit).
     max_runtime_secs    BIGINT,
+    -- Each backup a run makes is verified by a restore into a throwaway service once it
+    -- succeeded (the result recorded on the backup, as `POST /backups/{id}/verify` does).
+    verify              BIGINT NOT NULL DEFAULT 0,
     next_run            TEXT,
     last_run            TEXT,
     -- Why the last run could not start a backup of some service (NULL when every one started).

@@ -321,6 +321,16 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Backups whose verification was going on (a crash cut it off if none runs now).
+    pub async fn verifying_backups(&self) -> StoreResult<Vec<BackupRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM backups WHERE verify_state = 'running' ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn count_backups_in_destination(&self, destination_id: i64) -> StoreResult<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM backups WHERE destination_id = $1")

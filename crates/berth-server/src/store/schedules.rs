@@ -27,6 +27,8 @@ pub struct Schedule {
     pub description: Option<String>,
     /// A backup still running after this many seconds is aborted and recorded failed.
     pub max_runtime_secs: Option<i64>,
+    /// Whether each backup a run makes is verified by a restore once it succeeded.
+    pub verify: bool,
     /// When it is due next (RFC 3339); `None` while disabled, or armed at the next tick.
     pub next_run: Option<String>,
     pub last_run: Option<String>,
@@ -50,6 +52,7 @@ pub struct NewSchedule<'a> {
     pub tags: &'a [String],
     pub description: Option<&'a str>,
     pub max_runtime_secs: Option<i64>,
+    pub verify: bool,
     pub next_run: Option<&'a str>,
 }
 
@@ -86,7 +89,7 @@ pub struct ScheduleRun {
 
 const COLUMNS: &str = "id, name, backup_type, retention_period, keep_last, s3_source_id, \
                        service_id, schedule_expression, enabled, tags, description, \
-                       max_runtime_secs, next_run, last_run, last_error, created_at, updated_at";
+                       max_runtime_secs, verify, next_run, last_run, last_error, created_at, updated_at";
 
 const RUN_COLUMNS: &str = "id, schedule_id, kind, due_at, recorded_at, dispatched_at";
 
@@ -95,8 +98,8 @@ impl Store {
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO backup_schedules (name, backup_type, retention_period, keep_last, \
              s3_source_id, service_id, schedule_expression, enabled, tags, description, \
-             max_runtime_secs, next_run, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+             max_runtime_secs, verify, next_run, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
              RETURNING {COLUMNS}"
         )))
         .bind(new.name)
@@ -110,6 +113,7 @@ impl Store {
         .bind(serde_json::to_string(new.tags).expect("strings serialise"))
         .bind(new.description)
         .bind(new.max_runtime_secs)
+        .bind(i64::from(new.verify))
         .bind(new.next_run)
         .bind(now())
         .fetch_one(&self.pool)
@@ -365,6 +369,7 @@ fn schedule_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Schedule> {
             .map_err(|_| StoreError::Corrupt("schedule tags".into()))?,
         description: row.try_get("description")?,
         max_runtime_secs: row.try_get("max_runtime_secs")?,
+        verify: row.try_get::<i64, _>("verify")? != 0,
         next_run: row.try_get("next_run")?,
         last_run: row.try_get("last_run")?,
         last_error: row.try_get("last_error")?,

@@ -33,6 +33,9 @@ pub enum ScheduleCommand {
         /// Abort a backup still running after this many seconds.
         #[arg(long, value_name = "SECONDS")]
         max_runtime: Option<i64>,
+        /// Verify each backup by restoring it into a throwaway service once it succeeded.
+        #[arg(long)]
+        verify: bool,
         /// Add it disabled.
         #[arg(long)]
         disabled: bool,
@@ -101,6 +104,7 @@ pub async fn run(command: &ScheduleCommand, api: &ApiClient, as_json: bool) -> a
             retention_days,
             keep_last,
             max_runtime,
+            verify,
             disabled,
             tags,
             description,
@@ -113,6 +117,7 @@ pub async fn run(command: &ScheduleCommand, api: &ApiClient, as_json: bool) -> a
                 "schedule_expression": cron,
                 "enabled": !disabled,
                 "tags": tags,
+                "verify": verify,
             });
             if let Some(service) = service {
                 body["service_id"] = json!(services::resolve(api, service).await?);

@@ -287,6 +287,10 @@ pub struct CreateScheduleRequest {
     /// service included) is aborted and recorded failed.
     #[schema(minimum = 1, maximum = 604800)]
     pub max_runtime_secs: Option<i64>,
+    /// Verify each backup a run makes by restoring it into a throwaway service once it
+    /// succeeded, as `POST /backups/{id}/verify` does (default false).
+    #[serde(default)]
+    pub verify: bool,
 }
 
 impl From<CreateScheduleRequest> for ScheduleRequest {
@@ -303,11 +307,12 @@ impl From<CreateScheduleRequest> for ScheduleRequest {
             service_id: r.service_id,
             keep_last: r.keep_last,
             max_runtime_secs: r.max_runtime_secs,
+            verify: r.verify,
         }
     }
 }
 
-/// Temps' Schedule, plus Berth's `service_id`, `keep_last`, `max_runtime_secs` and
+/// Temps' Schedule, plus Berth's `service_id`, `keep_last`, `max_runtime_secs`, `verify` and
 /// `last_error`. Times are epoch milliseconds.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
@@ -331,6 +336,8 @@ pub struct ScheduleView {
     pub service_id: Option<i64>,
     pub keep_last: Option<i64>,
     pub max_runtime_secs: Option<i64>,
+    /// Whether each backup a run makes is verified by a restore once it succeeded.
+    pub verify: bool,
     /// Why its last run could not start a backup of some service.
     pub last_error: Option<String>,
 }
@@ -354,6 +361,7 @@ impl From<&Schedule> for ScheduleView {
             service_id: s.service_id,
             keep_last: s.keep_last,
             max_runtime_secs: s.max_runtime_secs,
+            verify: s.verify,
             last_error: s.last_error.clone(),
         }
     }

@@ -357,6 +357,7 @@ mod tests {
             tags: vec![],
             description: None,
             max_runtime_secs: None,
+            verify: false,
             next_run: None,
             last_run: None,
             last_error: None,

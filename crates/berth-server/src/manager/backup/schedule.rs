@@ -32,7 +32,9 @@ use berth_core::backup::schedule::{self as cron, CronSchedule};
 
 use super::super::{ManagerError, ManagerResult, ServiceManager};
 use super::run::{BackupRequest, StartedBackup, now_ms};
-use crate::store::{BackupRecord, NewSchedule, Schedule, ScheduleRun, is_unique_violation};
+use crate::store::{
+    BackupRecord, BackupState, NewSchedule, Schedule, ScheduleRun, is_unique_violation,
+};
 
 /// Longest schedule name.
 pub const MAX_NAME_LEN: usize = 100;
@@ -65,6 +67,8 @@ pub struct ScheduleRequest {
     pub service_id: Option<i64>,
     pub keep_last: Option<i64>,
     pub max_runtime_secs: Option<i64>,
+    /// Verify each backup by a restore once it succeeded (default false).
+    pub verify: bool,
 }
 
 /// What a run did for one service: the backup it started, or why it could not.
@@ -149,6 +153,7 @@ impl ServiceManager {
                 tags: &request.tags,
                 description: request.description.as_deref(),
                 max_runtime_secs: request.max_runtime_secs,
+                verify: request.verify,
                 next_run: next_run.as_deref(),
             })
             .await
@@ -365,13 +370,16 @@ impl ServiceManager {
     }
 
     /// Waits for a scheduled backup, stopping it at the schedule's runtime limit (counted
-    /// from when it was recorded, a wait for an earlier backup of the service included), then
-    /// applies retention to the service's backups on the destination.
+    /// from when it was recorded, a wait for an earlier backup of the service included),
+    /// verifies it if the schedule asks (before retention, so the verified backup is the
+    /// newest one retention always keeps), then applies retention to the service's backups on
+    /// the destination.
     fn watch_scheduled_backup(self: &Arc<Self>, started: StartedBackup, schedule: &Schedule) {
         let manager = self.clone();
         let row = started.record.id;
         let service_id = started.record.service_id.unwrap_or_default();
         let destination_id = schedule.s3_source_id;
+        let verify = schedule.verify;
         let limit = schedule
             .max_runtime_secs
             .and_then(|s| u64::try_from(s).ok())
@@ -395,8 +403,12 @@ impl ServiceManager {
                 },
             };
             manager.backup_runs.forget_cancel(row);
-            if let Err(e) = ended {
-                tracing::error!(backup = row, "scheduled backup task failed: {e}");
+            match ended {
+                Ok((record, _)) if verify && record.state == BackupState::Succeeded => {
+                    manager.verify_scheduled_backup(row).await
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(backup = row, "scheduled backup task failed: {e}"),
             }
             match manager.prune(destination_id, Some(service_id)).await {
                 Ok(pruned) => {
@@ -409,6 +421,27 @@ impl ServiceManager {
                 Err(e) => tracing::warn!(service_id, "retention after a scheduled backup: {e}"),
             }
         });
+    }
+}
+
+impl ServiceManager {
+    /// Verifies a backup a schedule made; the result is recorded on the backup (and logged).
+    /// A verification cut off by a restart stays `running` on the backup until asked again,
+    /// like one started through the API.
+    async fn verify_scheduled_backup(self: &Arc<Self>, backup: i64) {
+        let outcome = match self.start_verify(backup).await {
+            Ok(started) => started.done.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok((record, None)) => tracing::info!(
+                backup,
+                "scheduled verification: {}",
+                record.verify_message.unwrap_or_default()
+            ),
+            Ok((_, Some(e))) => tracing::warn!(backup, "scheduled verification failed: {e}"),
+            Err(e) => tracing::warn!(backup, "scheduled verification not run: {e}"),
+        }
     }
 }
 

@@ -4,6 +4,10 @@
 //! throwaway service is deleted with its volume. The outcome is recorded on the backup
 //! (`verify_state`, `verify_message`, `verified_at`), so a backup that only looked fine on
 //! the destination is known to restore.
+//!
+//! The intent comes first: `running`, with the throwaway service's name in the message, is
+//! written before that service is created, so after a crash the startup reconciler fails the
+//! verification and deletes exactly that service (`fail_interrupted_verifications`).
 
 use std::sync::Arc;
 
@@ -12,6 +16,9 @@ use berth_core::Parameters;
 use super::super::{CreateRequest, ManagerError, ManagerResult, ServiceManager};
 use super::restore::restorable_manifest;
 use crate::store::{BackupRecord, OpKind};
+
+/// How a running verification names its throwaway service (read back after a crash).
+const RESTORING_INTO: &str = "restoring into the throwaway service ";
 
 /// A verification going on in the background.
 pub struct StartedVerify {
@@ -27,14 +34,16 @@ impl ServiceManager {
                 ManagerError::NotFound(format!("backup {backup_id} does not exist"))
             })?;
         restorable_manifest(&backup)?;
+        let suffix: [u8; 3] = rand::random();
+        let throwaway = format!("verify-{}-{}", backup.id, hex::encode(suffix));
         self.store
-            .set_backup_verify(backup.id, "running", "restoring into a throwaway service")
+            .set_backup_verify(backup.id, "running", &format!("{RESTORING_INTO}{throwaway}"))
             .await?;
         let record = self.store.backup(backup.id).await?.unwrap_or(backup);
         let manager = self.clone();
         let verifying = record.clone();
         let done = tokio::spawn(async move {
-            let result = manager.verify_by_restore(&verifying).await;
+            let result = manager.verify_by_restore(&verifying, throwaway).await;
             let (state, message, error) = match result {
                 Ok(summary) => ("succeeded", summary, None),
                 Err(e) => ("failed", e.to_string(), Some(e)),
@@ -58,10 +67,12 @@ impl ServiceManager {
         Ok(StartedVerify { record, done })
     }
 
-    async fn verify_by_restore(self: &Arc<Self>, backup: &BackupRecord) -> ManagerResult<String> {
+    async fn verify_by_restore(
+        self: &Arc<Self>,
+        backup: &BackupRecord,
+        name: String,
+    ) -> ManagerResult<String> {
         let manifest = restorable_manifest(backup)?;
-        let suffix: [u8; 3] = rand::random();
-        let name = format!("verify-{}-{}", backup.id, hex::encode(suffix));
         let mut parameters = Parameters::new();
         if !manifest.service.image.is_empty() {
             parameters.insert(
@@ -82,6 +93,7 @@ impl ServiceManager {
                 .done
                 .await
                 .map_err(|e| ManagerError::Internal(format!("create task: {e}")))??;
+            crate::crashpoint::hit("verify.after_throwaway_created");
             let _claim = self.claim(service.id, OpKind::Restore).await?;
             let service = self.service(service.id).await?;
             self.restore_parts(None, backup, &manifest, &service, None)
@@ -106,5 +118,43 @@ impl ServiceManager {
              rows/keys) match the manifest",
             manifest.objects.len()
         ))
+    }
+
+    /// Verifications a crash cut off: recorded failed, their throwaway services deleted with
+    /// their volumes. Called by the startup reconciler once interrupted operations are
+    /// resolved (the throwaway's own create may have been one of them).
+    pub async fn fail_interrupted_verifications(self: &Arc<Self>) -> ManagerResult<()> {
+        let services = self.store.list_services().await?;
+        for backup in self.store.verifying_backups().await? {
+            let throwaway = backup
+                .verify_message
+                .as_deref()
+                .and_then(|m| m.strip_prefix(RESTORING_INTO));
+            self.store
+                .set_backup_verify(
+                    backup.id,
+                    "failed",
+                    &format!(
+                        "berth stopped during the verification; nothing is known of this \
+                         backup's restorability: verify it again (POST /api/backups/{}/verify)",
+                        backup.id
+                    ),
+                )
+                .await?;
+            let Some(service) = services.iter().find(|s| Some(s.name.as_str()) == throwaway)
+            else {
+                continue;
+            };
+            match self.delete(service.id, false, true).await {
+                Ok(deleting) => {
+                    let _ = deleting.done.await;
+                }
+                Err(e) => tracing::warn!(
+                    service = %service.name,
+                    "removing an interrupted verification's service: {e}"
+                ),
+            }
+        }
+        Ok(())
     }
 }
