@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use berth_server::engines::mongodb::admin;
+use berth_server::s3client::S3Client;
 use common::backups::*;
 use common::*;
 use futures_util::TryStreamExt;
@@ -317,6 +318,154 @@ async fn a_mongodb_database_is_backed_up_through_the_driver_and_restored_byte_fo
             .contains(&"by_customer".to_string())
     );
     assert_eq!(raw_documents(&new_root, "other_db", "notes").await.len(), 5);
+
+    verify_passes(&berth, backup_id).await;
+}
+
+// --- S3 --------------------------------------------------------------------------------------
+
+/// (key, content type, bytes) of every object of a bucket, sorted by key.
+async fn bucket_contents(client: &S3Client, bucket: &str) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for object in client.list_all(bucket, "").await.unwrap() {
+        let response = client
+            .get_object(bucket, &object.key, None)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{:?} is listed but cannot be read", object.key));
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = response.bytes().await.unwrap().to_vec();
+        out.push((object.key, content_type, bytes));
+    }
+    out.sort();
+    out
+}
+
+async fn put(client: &S3Client, bucket: &str, key: &str, content_type: &str, bytes: Vec<u8>) {
+    let body = futures_util::stream::iter(
+        bytes
+            .chunks(1 << 20)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    client
+        .put_stream(bucket, key, content_type, body, u64::MAX)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_s3_bucket_is_backed_up_as_a_tar_and_restored_alone_with_its_content_types() {
+    let berth = berth().await;
+    let (dest_s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, dest_s3, "s3-backups").await;
+    let (id, source, _) = s3_service(&berth).await;
+    source.create_bucket("assets").await.unwrap();
+    source.create_bucket("untouched").await.unwrap();
+    let big = noise(9 * 1024 * 1024 + 12345, 3);
+    let objects: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("plain.txt", "text/plain", b"hello".to_vec()),
+        (
+            "dir/sub/ünïcødé ☃ + space.bin",
+            "application/octet-stream",
+            noise(70_000, 1),
+        ),
+        ("big/blob.bin", "application/x-big", big.clone()),
+        ("empty", "application/x-empty", Vec::new()),
+        (
+            "json/a&b=c?.json",
+            "application/json",
+            br#"{"a":1}"#.to_vec(),
+        ),
+        (
+            "deep/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z/0/1/2/3/4/5/6/7/8/9/a-very-long-name-well-past-the-hundred-bytes-of-a-ustar-name-field.dat",
+            "image/png",
+            noise(513, 2),
+        ),
+    ];
+    for (key, content_type, bytes) in &objects {
+        put(&source, "assets", key, content_type, bytes.clone()).await;
+    }
+    put(
+        &source,
+        "untouched",
+        "keep.txt",
+        "text/plain",
+        b"v1".to_vec(),
+    )
+    .await;
+    let before = bucket_contents(&source, "assets").await;
+    assert_eq!(before.len(), objects.len());
+    for (key, content_type, _) in &objects {
+        assert!(
+            before.iter().any(|(k, t, _)| k == key && t == content_type),
+            "the S3 server kept {key} as {content_type}: {:?}",
+            before.iter().map(|(k, t, _)| (k, t)).collect::<Vec<_>>()
+        );
+    }
+
+    let (status, ran) = run_backup(&berth, id, destination).await;
+    assert_eq!(status, StatusCode::OK, "{ran}\n{}", berth.log());
+    assert_eq!(ran["state"], "succeeded", "{ran}");
+    let backup_id = ran["id"].as_i64().unwrap();
+    let b = backup(&berth, backup_id).await;
+    let object = manifest_object(&b, "assets");
+    assert_eq!(object["kind"], "database", "{object}");
+    assert_eq!(
+        object["counts"],
+        json!({"assets": objects.len()}),
+        "{object}"
+    );
+    assert_eq!(manifest_object(&b, "untouched")["counts"]["untouched"], 1);
+
+    // After the backup: one object deleted, the big one replaced, one added; the other bucket
+    // changes too.
+    source.delete_object("assets", "plain.txt").await.unwrap();
+    put(
+        &source,
+        "assets",
+        "big/blob.bin",
+        "text/plain",
+        b"small now".to_vec(),
+    )
+    .await;
+    put(&source, "assets", "new.txt", "text/plain", b"new".to_vec()).await;
+    put(
+        &source,
+        "untouched",
+        "keep.txt",
+        "text/plain",
+        b"v2".to_vec(),
+    )
+    .await;
+
+    restore(
+        &berth,
+        &format!("/api/external-services/{id}/restore"),
+        json!({"backup_id": backup_id, "mode": "in_place", "database": "assets"}),
+    )
+    .await;
+    let after = bucket_contents(&source, "assets").await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|(k, t, b)| (k, t, b.len()))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|(k, t, b)| (k, t, b.len()))
+            .collect::<Vec<_>>(),
+    );
+    assert!(after == before, "the restored bytes differ");
+    assert_eq!(
+        bucket_contents(&source, "untouched").await,
+        vec![("keep.txt".into(), "text/plain".into(), b"v2".to_vec())],
+        "the other bucket was not touched"
+    );
 
     verify_passes(&berth, backup_id).await;
 }
