@@ -297,6 +297,10 @@ impl S3Client {
     ) -> S3Result<Listing> {
         let b = self.bucket(bucket)?;
         let mut action = ListObjectsV2::new(&b, Some(&self.credentials));
+        // rusty-s3 asks for URL-encoded keys and decodes them (`+` as a space); s3s-fs (Berth's
+        // S3) says it encoded them but sends them as they are, so `a+b` came back as `a b` and
+        // could not be read. Plain (XML-escaped) keys mean the same on every server.
+        action.query_mut().remove("encoding-type");
         if !prefix.is_empty() {
             action.with_prefix(prefix);
         }

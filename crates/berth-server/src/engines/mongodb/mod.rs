@@ -3,7 +3,8 @@
 //! `readWrite` user each. Berth's default image is a MongoDB-compatible stand-in (SecantusDB,
 //! see `images/mongodb`): the service view says so. The pieces: [`image`] (recipe and container
 //! contract), [`names`] (what the server accepts), [`admin`] (operations as the server's root,
-//! through the official driver), `tenancy` (linking).
+//! through the official driver), `tenancy` (linking), `backup` (dumps and restores through the
+//! driver).
 
 use async_trait::async_trait;
 use berth_core::{ParamKind, ParamSpec, Parameters};
@@ -11,6 +12,7 @@ use berth_core::{ParamKind, ParamSpec, Parameters};
 use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 
 pub mod admin;
+mod backup;
 pub mod image;
 pub mod names;
 mod tenancy;
@@ -138,6 +140,10 @@ impl Engine for MongoDb {
             param(params, "username"),
             image::PORT
         ))
+    }
+
+    fn backup(&self) -> Option<&dyn super::backup::BackupEngine> {
+        Some(self)
     }
 
     fn tenancy(&self) -> Option<&dyn Tenancy> {

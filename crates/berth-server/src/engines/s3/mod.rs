@@ -14,6 +14,7 @@ use berth_core::{ParamKind, ParamSpec, Parameters};
 use super::{ContainerFile, Engine, ImageRecipe, Tenancy};
 use crate::s3client::{S3Client, S3Endpoint};
 
+mod backup;
 mod image;
 mod tenancy;
 
@@ -196,6 +197,10 @@ impl Engine for S3 {
 
     fn connection_info(&self, host: &str, _params: &Parameters) -> Option<String> {
         Some(format!("http://{host}:9000"))
+    }
+
+    fn backup(&self) -> Option<&dyn super::backup::BackupEngine> {
+        Some(self)
     }
 
     fn tenancy(&self) -> Option<&dyn Tenancy> {
