@@ -469,3 +469,66 @@ async fn an_s3_bucket_is_backed_up_as_a_tar_and_restored_alone_with_its_content_
 
     verify_passes(&berth, backup_id).await;
 }
+
+/// An S3 service that keeps Berth's backups (a destination's bucket) and user data: its backup
+/// leaves the backups' bucket out, and a whole-service restore in place never writes it, so the
+/// backups made since are not rolled back under records that still list them.
+#[tokio::test]
+async fn a_bucket_holding_backups_is_neither_backed_up_nor_restored_over() {
+    let berth = berth().await;
+    let (id, source, _) = s3_service(&berth).await;
+    let local = managed_destination(&berth, id, "local-backups").await;
+    let (elsewhere_s3, _, _) = s3_service(&berth).await;
+    let elsewhere = managed_destination(&berth, elsewhere_s3, "offsite").await;
+    source.create_bucket("data").await.unwrap();
+    put(&source, "data", "a.txt", "text/plain", b"v1".to_vec()).await;
+    // A backup of another service kept in this one's destination bucket.
+    let pg = berth
+        .create("postgres", &unique("bk-holder-pg"), json!({}))
+        .await;
+    let (status, first) = run_backup(&berth, pg["id"].as_i64().unwrap(), local).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+
+    let (status, ran) = run_backup(&berth, id, elsewhere).await;
+    assert_eq!(status, StatusCode::OK, "{ran}\n{}", berth.log());
+    assert_eq!(ran["state"], "succeeded", "{ran}");
+    let backup_id = ran["id"].as_i64().unwrap();
+    let b = backup(&berth, backup_id).await;
+    let databases: Vec<&str> = b["metadata"]["manifest"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["database"].as_str())
+        .collect();
+    assert_eq!(databases, vec!["data"], "{b}");
+
+    // Backups made after it stay; the data bucket comes back as it was.
+    let (status, second) = run_backup(&berth, pg["id"].as_i64().unwrap(), local).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let kept_before = bucket_contents(&source, "local-backups").await;
+    put(&source, "data", "a.txt", "text/plain", b"v2".to_vec()).await;
+    restore(
+        &berth,
+        &format!("/api/external-services/{id}/restore"),
+        json!({"backup_id": backup_id, "mode": "in_place"}),
+    )
+    .await;
+    assert_eq!(
+        bucket_contents(&source, "data").await,
+        vec![("a.txt".into(), "text/plain".into(), b"v1".to_vec())]
+    );
+    let kept_after = bucket_contents(&source, "local-backups").await;
+    assert!(
+        kept_before.iter().all(|o| kept_after.contains(o)),
+        "the backups bucket lost nothing"
+    );
+    let (status, second) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{}/verify", second["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["metadata"]["verify"]["state"], "succeeded", "{second}");
+}

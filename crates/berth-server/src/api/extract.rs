@@ -2,25 +2,58 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::request::Parts;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::problem::ApiError;
 
-/// A JSON body; malformed JSON, wrong content type and oversized bodies get problem+json.
+/// A JSON object body; malformed JSON, another JSON value, wrong content type and oversized
+/// bodies get problem+json.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(json_problem(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(json_problem(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| json_problem(JsonRejection::from(e)))?;
+        // Every Berth body is an object. serde would also fill a struct from an array of its
+        // fields in order (`[null, null]` read as "no options"): refuse that, not guess.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') | None => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid request body: expected a JSON object",
+                ));
+            }
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(value)| JsonBody(value))
+            .map_err(json_problem)
     }
+}
+
+/// `application/json` or any `application/*+json`, as axum's own `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_problem(rejection: JsonRejection) -> ApiError {
@@ -274,5 +307,39 @@ mod tests {
         // ?wait=false alone: 202 without Preference-Applied (nothing was preferred).
         let w = Wait::from_parts(Some(false), &none);
         assert!(w.respond_async && !w.preference_applied);
+    }
+
+    /// All-optional, like `PruneRequest`: the shape serde would fill from an array.
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Options {
+        a: Option<i64>,
+        b: Option<i64>,
+    }
+
+    async fn body(content_type: &str, text: &'static str) -> Result<Options, u16> {
+        use axum::extract::FromRequest;
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .header("content-type", content_type)
+            .body(axum::body::Body::from(text))
+            .unwrap();
+        super::JsonBody::<Options>::from_request(request, &())
+            .await
+            .map(|super::JsonBody(o)| o)
+            .map_err(|e| e.status.as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_json_body_must_be_an_object() {
+        let options = body("application/json", r#" {"a": 1}"#).await.unwrap();
+        assert_eq!((options.a, options.b), (Some(1), None));
+        assert!(body("application/merge-patch+json", "{}").await.is_ok());
+        assert_eq!(body("application/json", "[null, null]").await.unwrap_err(), 400);
+        assert_eq!(body("application/json", "[1, 2]").await.unwrap_err(), 400);
+        assert_eq!(body("application/json", "null").await.unwrap_err(), 400);
+        assert_eq!(body("application/json", "").await.unwrap_err(), 400);
+        assert_eq!(body("application/json", r#"{"c": 1}"#).await.unwrap_err(), 400);
+        assert_eq!(body("text/plain", "{}").await.unwrap_err(), 415);
     }
 }

@@ -37,6 +37,22 @@ pub struct DestinationRequest {
 }
 
 impl ServiceManager {
+    /// The buckets of Berth-managed S3 service `service_id` that destinations keep backups
+    /// in: a backup of that service leaves them out and a restore never writes them.
+    pub(super) async fn destination_buckets_in(
+        &self,
+        service_id: i64,
+    ) -> ManagerResult<Vec<String>> {
+        Ok(self
+            .store
+            .list_destinations()
+            .await?
+            .into_iter()
+            .filter(|d| d.service_id == Some(service_id))
+            .map(|d| d.bucket_name)
+            .collect())
+    }
+
     pub async fn create_destination(
         self: &Arc<Self>,
         request: DestinationRequest,

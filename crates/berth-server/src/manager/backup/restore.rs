@@ -393,6 +393,9 @@ impl ServiceManager {
                 ))
             })?
             .to_string();
+        // A bucket that now holds Berth's backups is never overwritten by a restore: it would
+        // delete the backups made since, under records that still list them.
+        let holding_backups = self.destination_buckets_in(service.id).await?;
         let chosen: Vec<&ManifestObject> = manifest
             .objects
             .iter()
@@ -400,6 +403,11 @@ impl ServiceManager {
                 ObjectKind::Globals | ObjectKind::Snapshot => true,
                 ObjectKind::Database => database.is_none_or(|d| o.database.as_deref() == Some(d)),
                 _ => false,
+            })
+            .filter(|o| {
+                o.database
+                    .as_ref()
+                    .is_none_or(|bucket| !holding_backups.contains(bucket))
             })
             .collect();
         for object in &chosen {

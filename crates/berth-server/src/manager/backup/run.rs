@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::super::{ManagerError, ManagerResult, ServiceManager, redact};
 use super::destination::Target;
 use super::upload::{Stored, zstd};
-use crate::engines::backup::PartKind;
+use crate::engines::backup::{DumpPart, PartKind};
 use crate::engines::tenancy::ServiceAccess;
 use crate::store::{BackupOutcome, BackupRecord, NewBackup};
 
@@ -235,10 +235,19 @@ impl ServiceManager {
                 )));
             }
         }
-        let parts = backup
+        let holding_backups = self.destination_buckets_in(service.id).await?;
+        let parts: Vec<DumpPart> = backup
             .plan(&access)
             .await
-            .map_err(|e| ManagerError::Unavailable(format!("reading what to back up: {e}")))?;
+            .map_err(|e| ManagerError::Unavailable(format!("reading what to back up: {e}")))?
+            .into_iter()
+            // Backups are not backed up into each other: a restore would roll them back.
+            .filter(|p| {
+                p.database
+                    .as_ref()
+                    .is_none_or(|bucket| !holding_backups.contains(bucket))
+            })
+            .collect();
         let mut objects = Vec::with_capacity(parts.len());
         for part in parts {
             self.backup_step(record.id, &format!("dumping {}", part.file))
