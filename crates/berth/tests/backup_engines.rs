@@ -530,5 +530,8 @@ async fn a_bucket_holding_backups_is_neither_backed_up_nor_restored_over() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{second}");
-    assert_eq!(second["metadata"]["verify"]["state"], "succeeded", "{second}");
+    assert_eq!(
+        second["metadata"]["verify"]["state"], "succeeded",
+        "{second}"
+    );
 }

@@ -895,7 +895,11 @@ async fn a_schedule_with_verify_verifies_each_backup_it_makes() {
         if state == "succeeded" || state == "failed" {
             break b;
         }
-        assert!(Instant::now() < deadline, "never verified: {b}\n{}", berth.log());
+        assert!(
+            Instant::now() < deadline,
+            "never verified: {b}\n{}",
+            berth.log()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(

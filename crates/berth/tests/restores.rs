@@ -371,10 +371,7 @@ async fn an_interrupted_verification_is_failed_and_its_throwaway_service_removed
         let (_, services) = berth.get("/api/external-services").await;
         let verify = &b["metadata"]["verify"];
         if verify["state"] == "failed" && !services.to_string().contains("verify-") {
-            assert!(
-                str_of(verify, "message").contains("berth stopped"),
-                "{b}"
-            );
+            assert!(str_of(verify, "message").contains("berth stopped"), "{b}");
             break;
         }
         assert!(

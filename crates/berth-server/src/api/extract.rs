@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -335,11 +335,17 @@ mod tests {
         let options = body("application/json", r#" {"a": 1}"#).await.unwrap();
         assert_eq!((options.a, options.b), (Some(1), None));
         assert!(body("application/merge-patch+json", "{}").await.is_ok());
-        assert_eq!(body("application/json", "[null, null]").await.unwrap_err(), 400);
+        assert_eq!(
+            body("application/json", "[null, null]").await.unwrap_err(),
+            400
+        );
         assert_eq!(body("application/json", "[1, 2]").await.unwrap_err(), 400);
         assert_eq!(body("application/json", "null").await.unwrap_err(), 400);
         assert_eq!(body("application/json", "").await.unwrap_err(), 400);
-        assert_eq!(body("application/json", r#"{"c": 1}"#).await.unwrap_err(), 400);
+        assert_eq!(
+            body("application/json", r#"{"c": 1}"#).await.unwrap_err(),
+            400
+        );
         assert_eq!(body("text/plain", "{}").await.unwrap_err(), 415);
     }
 }

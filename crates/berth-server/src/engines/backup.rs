@@ -5,6 +5,7 @@
 //! not compress, checksums, the upload, verification and the manifest — the same for all.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::pin::Pin;
 
 use async_trait::async_trait;
@@ -42,6 +43,37 @@ pub struct DumpPart {
 pub struct Dump {
     pub stream: Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>,
     pub counts: BoxFuture<'static, Result<BTreeMap<String, u64>, String>>,
+}
+
+/// Where a producer task writes a part's bytes (see [`Dump::produced_by`]).
+pub type DumpSender = tokio::sync::mpsc::Sender<Result<Bytes, String>>;
+
+impl Dump {
+    /// A dump written by a task of its own, for engines that dump over a protocol (no tool's
+    /// stdout to stream): `produce` sends the bytes (at most `channel` chunks wait, which
+    /// bounds memory) and returns the counts. An error ends the stream with `Err`, never as a
+    /// short success.
+    pub fn produced_by<F, Fut>(what: &'static str, channel: usize, produce: F) -> Dump
+    where
+        F: FnOnce(DumpSender) -> Fut,
+        Fut: Future<Output = Result<BTreeMap<String, u64>, String>> + Send + 'static,
+    {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(channel);
+        let errors = sender.clone();
+        let producing = produce(sender);
+        let producer = tokio::spawn(async move {
+            let result = producing.await;
+            if let Err(e) = &result {
+                let _ = errors.send(Err(e.clone())).await;
+            }
+            result
+        });
+        let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+        Dump {
+            stream: Box::pin(stream),
+            counts: Box::pin(async move { producer.await.map_err(|e| format!("{what}: {e}"))? }),
+        }
+    }
 }
 
 /// A part's bytes on their way back into a service (decompressed; the tool's own format).

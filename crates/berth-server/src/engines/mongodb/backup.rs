@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use mongodb::Client;
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -103,31 +103,19 @@ impl BackupEngine for MongoDb {
     async fn dump(&self, service: &ServiceAccess<'_>, part: &DumpPart) -> Result<Dump, String> {
         let database = part_database(part)?.to_string();
         let client = root_client(service)?;
-        let (sender, mut receiver) = mpsc::channel::<Result<Bytes, String>>(CHANNEL);
-        let producer = tokio::spawn(async move {
-            let mut out = Records {
-                sender: sender.clone(),
-                buffer: BytesMut::new(),
-            };
-            let result = dump_database(&client, &database, &mut out).await;
-            client.shutdown().await;
-            if let Err(e) = &result {
-                // The stream ends with the error, never as a short success.
-                let _ = sender.send(Err(e.clone())).await;
-            }
-            result
-        });
-        let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-        let counts = async move {
-            producer
-                .await
-                .map_err(|e| format!("dumping documents: {e}"))?
-        }
-        .boxed();
-        Ok(Dump {
-            stream: Box::pin(stream),
-            counts,
-        })
+        Ok(Dump::produced_by(
+            "dumping documents",
+            CHANNEL,
+            |sender| async move {
+                let mut out = Records {
+                    sender,
+                    buffer: BytesMut::new(),
+                };
+                let result = dump_database(&client, &database, &mut out).await;
+                client.shutdown().await;
+                result
+            },
+        ))
     }
 
     async fn restore(

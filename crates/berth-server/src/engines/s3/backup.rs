@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -58,26 +58,11 @@ impl BackupEngine for S3 {
     async fn dump(&self, service: &ServiceAccess<'_>, part: &DumpPart) -> Result<Dump, String> {
         let bucket = part_bucket(part)?.to_string();
         let client = admin_client(service.host_port, service.params);
-        let (sender, mut receiver) = mpsc::channel::<Result<Bytes, String>>(CHANNEL);
-        let producer = tokio::spawn(async move {
-            let result = dump_bucket(&client, &bucket, &sender).await;
-            if let Err(e) = &result {
-                // The stream ends with the error, never as a short success.
-                let _ = sender.send(Err(e.clone())).await;
-            }
-            result
-        });
-        let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-        let counts = async move {
-            producer
-                .await
-                .map_err(|e| format!("reading objects: {e}"))?
-        }
-        .boxed();
-        Ok(Dump {
-            stream: Box::pin(stream),
-            counts,
-        })
+        Ok(Dump::produced_by(
+            "reading objects",
+            CHANNEL,
+            |sender| async move { dump_bucket(&client, &bucket, &sender).await },
+        ))
     }
 
     async fn restore(

@@ -37,7 +37,11 @@ impl ServiceManager {
         let suffix: [u8; 3] = rand::random();
         let throwaway = format!("verify-{}-{}", backup.id, hex::encode(suffix));
         self.store
-            .set_backup_verify(backup.id, "running", &format!("{RESTORING_INTO}{throwaway}"))
+            .set_backup_verify(
+                backup.id,
+                "running",
+                &format!("{RESTORING_INTO}{throwaway}"),
+            )
             .await?;
         let record = self.store.backup(backup.id).await?.unwrap_or(backup);
         let manager = self.clone();
@@ -141,8 +145,7 @@ impl ServiceManager {
                     ),
                 )
                 .await?;
-            let Some(service) = services.iter().find(|s| Some(s.name.as_str()) == throwaway)
-            else {
+            let Some(service) = services.iter().find(|s| Some(s.name.as_str()) == throwaway) else {
                 continue;
             };
             match self.delete(service.id, false, true).await {
