@@ -403,8 +403,8 @@ impl S3Client {
         R: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let mut total: u64 = 0;
-        let first = next_part(&mut body, &mut total, limit).await?;
+        let mut parts = PartReader::new(&mut body, limit);
+        let first = parts.next_part().await?;
         if first.len() < PART_SIZE {
             let b = self.bucket(bucket)?;
             let mut action = PutObject::new(&b, Some(&self.credentials), key);
@@ -419,15 +419,15 @@ impl S3Client {
                 Some(reqwest::Body::from(first.freeze())),
             )
             .await?;
-            return Ok(total);
+            return Ok(parts.total);
         }
         let upload_id = self.create_multipart(bucket, key, content_type).await?;
         record(upload_id.clone()).await;
         let result = self
-            .upload_parts(bucket, key, &upload_id, first, &mut body, &mut total, limit)
+            .upload_parts(bucket, key, &upload_id, first, &mut parts)
             .await;
         match result {
-            Ok(()) => Ok(total),
+            Ok(()) => Ok(parts.total),
             Err(e) => {
                 if let Err(abort) = self.abort_multipart(bucket, key, &upload_id).await {
                     tracing::warn!(%bucket, %key, "aborting a failed multipart upload: {abort}");
@@ -465,16 +465,13 @@ impl S3Client {
         Ok(parsed.upload_id().to_string())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn upload_parts<S, E>(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         first: BytesMut,
-        body: &mut S,
-        total: &mut u64,
-        limit: u64,
+        parts: &mut PartReader<'_, S>,
     ) -> S3Result<()>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -506,7 +503,7 @@ impl S3Client {
             };
             // The next part is read while this one uploads, so the producer (a dump tool)
             // never waits for the network: two parts in memory at most.
-            let (etag, next) = tokio::join!(upload, next_part(body, total, limit));
+            let (etag, next) = tokio::join!(upload, parts.next_part());
             etags.push(etag?);
             part = next?;
             if part.is_empty() {
@@ -546,27 +543,60 @@ impl S3Client {
     }
 }
 
-/// Reads up to one part from the body (fewer bytes only at its end).
-async fn next_part<S, E>(body: &mut S, total: &mut u64, limit: u64) -> S3Result<BytesMut>
+/// Cuts a body into parts of exactly [`PART_SIZE`] bytes (the last one shorter). A chunk that
+/// crosses a part's end is split and its rest starts the next part: a part's buffer, grown
+/// from 1 MiB by doubling, then ends at exactly PART_SIZE, where a part overshooting it by
+/// part of a chunk would double its allocation to twice PART_SIZE (and hold both while
+/// copying).
+struct PartReader<'a, S> {
+    body: &'a mut S,
+    /// The rest of a chunk that crossed the previous part's end.
+    carry: Option<Bytes>,
+    /// Bytes read from the body so far.
+    total: u64,
+    limit: u64,
+}
+
+impl<'a, S, E> PartReader<'a, S>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut part = BytesMut::with_capacity(1 << 20);
-    // Chunks are whole: a part may pass PART_SIZE by less than one chunk, which bounds the
-    // memory all the same.
-    while part.len() < PART_SIZE {
-        let Some(chunk) = body.next().await else {
-            break;
-        };
-        let chunk = chunk.map_err(|e| S3Error::Body(e.to_string()))?;
-        *total += chunk.len() as u64;
-        if *total > limit {
-            return Err(S3Error::TooLarge { limit });
+    fn new(body: &'a mut S, limit: u64) -> Self {
+        Self {
+            body,
+            carry: None,
+            total: 0,
+            limit,
         }
-        part.extend_from_slice(&chunk);
     }
-    Ok(part)
+
+    /// The next part: PART_SIZE bytes, fewer only at the body's end (empty once it ended).
+    async fn next_part(&mut self) -> S3Result<BytesMut> {
+        let mut part = BytesMut::with_capacity(1 << 20);
+        while part.len() < PART_SIZE {
+            let mut chunk = match self.carry.take() {
+                Some(rest) => rest,
+                None => {
+                    let Some(chunk) = self.body.next().await else {
+                        break;
+                    };
+                    let chunk = chunk.map_err(|e| S3Error::Body(e.to_string()))?;
+                    self.total += chunk.len() as u64;
+                    if self.total > self.limit {
+                        return Err(S3Error::TooLarge { limit: self.limit });
+                    }
+                    chunk
+                }
+            };
+            let room = PART_SIZE - part.len();
+            if chunk.len() > room {
+                self.carry = Some(chunk.split_off(room));
+            }
+            part.extend_from_slice(&chunk);
+        }
+        Ok(part)
+    }
 }
 
 fn object_info(key: &str, response: &reqwest::Response) -> ObjectInfo {
@@ -624,5 +654,54 @@ async fn server_error(response: reqwest::Response) -> S3Error {
         status,
         code: tag("Code"),
         message: tag("Message"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::{PART_SIZE, PartReader, S3Error};
+
+    /// Chunks of an odd size, so chunks cross every part's end.
+    fn body(len: usize) -> (Vec<u8>, Vec<Result<Bytes, String>>) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let chunks = data
+            .chunks(300_007)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        (data, chunks)
+    }
+
+    #[tokio::test]
+    async fn parts_are_cut_exactly_and_never_outgrow_a_part() {
+        let (data, chunks) = body(PART_SIZE * 5 / 2);
+        let mut stream = futures_util::stream::iter(chunks);
+        let mut parts = PartReader::new(&mut stream, u64::MAX);
+        let mut sizes = Vec::new();
+        let mut joined = Vec::new();
+        loop {
+            let part = parts.next_part().await.unwrap();
+            assert!(part.capacity() <= PART_SIZE, "{}", part.capacity());
+            if part.is_empty() {
+                break;
+            }
+            sizes.push(part.len());
+            joined.extend_from_slice(&part);
+        }
+        assert_eq!(sizes, vec![PART_SIZE, PART_SIZE, PART_SIZE / 2]);
+        assert!(joined == data, "the parts put together are the body");
+        assert_eq!(parts.total, data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused() {
+        let (_, chunks) = body(1_000_000);
+        let mut stream = futures_util::stream::iter(chunks);
+        let mut parts = PartReader::new(&mut stream, 999_999);
+        assert!(matches!(
+            parts.next_part().await,
+            Err(S3Error::TooLarge { limit: 999_999 })
+        ));
     }
 }

@@ -14,6 +14,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use self::json::BackupView;
+use super::AppState;
+use super::problem::ApiResult;
+use crate::store::BackupFilter;
+
+/// The backups `filter` selects, newest first, as the API shows them (with the bytes a
+/// running one has uploaded so far).
+async fn backup_views(state: &AppState, filter: BackupFilter) -> ApiResult<Vec<BackupView>> {
+    let records = state.store.list_backups(filter).await?;
+    Ok(records
+        .iter()
+        .map(|b| BackupView::new(b, state.manager.backup_runs.bytes_done(b.id)))
+        .collect())
+}
+
 /// 202 with `body` and `Location: {location}` to poll (plus `Preference-Applied:
 /// respond-async` when the request's `Prefer` header was honoured).
 fn accepted(body: impl Serialize, location: &str, preference_applied: bool) -> Response {

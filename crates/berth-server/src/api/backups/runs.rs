@@ -119,19 +119,11 @@ pub async fn for_service(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<Vec<BackupView>>> {
     state.manager.service(id).await?;
-    let records = state
-        .store
-        .list_backups(BackupFilter {
-            service_id: Some(id),
-            ..Default::default()
-        })
-        .await?;
-    Ok(Json(
-        records
-            .iter()
-            .map(|b| BackupView::new(b, state.manager.backup_runs.bytes_done(b.id)))
-            .collect(),
-    ))
+    let filter = BackupFilter {
+        service_id: Some(id),
+        ..Default::default()
+    };
+    Ok(Json(super::backup_views(&state, filter).await?))
 }
 
 #[utoipa::path(

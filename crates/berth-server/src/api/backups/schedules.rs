@@ -96,19 +96,11 @@ pub async fn backups(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<Vec<BackupView>>> {
     state.manager.schedule(id).await?;
-    let records = state
-        .store
-        .list_backups(BackupFilter {
-            schedule_id: Some(id),
-            ..Default::default()
-        })
-        .await?;
-    Ok(Json(
-        records
-            .iter()
-            .map(|b| BackupView::new(b, state.manager.backup_runs.bytes_done(b.id)))
-            .collect(),
-    ))
+    let filter = BackupFilter {
+        schedule_id: Some(id),
+        ..Default::default()
+    };
+    Ok(Json(super::backup_views(&state, filter).await?))
 }
 
 #[utoipa::path(

@@ -6,9 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::json::{
-    BackupView, S3SourceRequest, S3SourceTest, S3SourceView, SourceBackups, epoch_ms,
-};
+use super::json::{S3SourceRequest, S3SourceTest, S3SourceView, SourceBackups};
 use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody};
 use crate::api::problem::ApiResult;
@@ -147,21 +145,16 @@ pub async fn backups(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<SourceBackups>> {
     state.manager.destination(id).await?;
-    let records = state
-        .store
-        .list_backups(BackupFilter {
-            destination_id: Some(id),
-            ..Default::default()
-        })
-        .await?;
-    let last_updated = records
+    let filter = BackupFilter {
+        destination_id: Some(id),
+        ..Default::default()
+    };
+    let backups = super::backup_views(&state, filter).await?;
+    // The newest start or end among them, as Temps shows it.
+    let last_updated = backups
         .iter()
-        .filter_map(|b| epoch_ms(b.finished_at.as_deref().unwrap_or(&b.started_at)))
+        .filter_map(|b| b.completed_at.or(Some(b.started_at)))
         .max();
-    let backups = records
-        .iter()
-        .map(|b| BackupView::new(b, state.manager.backup_runs.bytes_done(b.id)))
-        .collect();
     Ok(Json(SourceBackups {
         backups,
         last_updated,
