@@ -38,6 +38,19 @@ pub struct DumpPart {
     pub compressed_by_tool: Option<&'static str>,
 }
 
+impl DumpPart {
+    /// A part holding one database (or bucket) named `name`, in file `file`, which Berth
+    /// compresses.
+    pub fn database(file: String, name: String) -> Self {
+        Self {
+            file,
+            kind: PartKind::Database,
+            database: Some(name),
+            compressed_by_tool: None,
+        }
+    }
+}
+
 /// A part being dumped: its bytes, and what it holds counted in the dump's own snapshot
 /// (table -> rows, database -> keys), known once the stream has ended.
 pub struct Dump {

@@ -129,3 +129,25 @@ pub async fn stored_keys(client: &S3Client, b: &Value) -> Vec<String> {
         .map(|o| o.key)
         .collect()
 }
+
+/// Verifies a backup by restore (`POST /api/backups/{id}/verify`): it passes and the
+/// throwaway service is gone.
+pub async fn verify_passes(berth: &Berth, backup_id: i64) {
+    let (status, verified) = berth
+        .call(
+            Method::POST,
+            &format!("/api/backups/{backup_id}/verify"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verified}\n{}", berth.log());
+    assert_eq!(
+        verified["metadata"]["verify"]["state"], "succeeded",
+        "{verified}"
+    );
+    let (_, services) = berth.get("/api/external-services").await;
+    assert!(
+        !services.to_string().contains("verify-"),
+        "the throwaway service is gone: {services}"
+    );
+}

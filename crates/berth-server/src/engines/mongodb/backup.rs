@@ -91,11 +91,8 @@ impl BackupEngine for MongoDb {
         names.sort();
         Ok(names
             .into_iter()
-            .map(|database| DumpPart {
-                file: format!("db-{}.bson", url_encode(&database)),
-                kind: PartKind::Database,
-                database: Some(database),
-                compressed_by_tool: None,
+            .map(|database| {
+                DumpPart::database(format!("db-{}.bson", url_encode(&database)), database)
             })
             .collect())
     }

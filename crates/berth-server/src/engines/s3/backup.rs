@@ -46,12 +46,7 @@ impl BackupEngine for S3 {
         buckets.sort();
         Ok(buckets
             .into_iter()
-            .map(|bucket| DumpPart {
-                file: format!("bucket-{}.tar", url_encode(&bucket)),
-                kind: PartKind::Database,
-                database: Some(bucket),
-                compressed_by_tool: None,
-            })
+            .map(|bucket| DumpPart::database(format!("bucket-{}.tar", url_encode(&bucket)), bucket))
             .collect())
     }
 
