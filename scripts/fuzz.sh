@@ -72,6 +72,12 @@ set -e
 cd - >/dev/null
 rss_kb="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"
 echo "berth serve RSS after the fuzz run: $((rss_kb / 1024)) MB"
+if [ "$status" -ne 0 ]; then
+    # A 500 names only a correlation id; its cause is in the server log, which goes with the
+    # scratch directory: keep the errors where CI's output shows them.
+    echo "berth serve's errors and warnings during the fuzz run (last 60):" >&2
+    grep -E "ERROR|WARN" "$work/berth.log" | tail -60 >&2 || true
+fi
 if grep -q "panicked" "$work/berth.log"; then
     echo "berth serve panicked during the fuzz run:" >&2
     grep -A5 panicked "$work/berth.log" >&2

@@ -19,8 +19,8 @@ use crate::store::{Scope, Store};
 
 /// Name of the file the first admin token is written to, inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
-const KEY_FILE: &str = "secret.key";
-const INSTANCE_FILE: &str = "instance-id";
+pub const KEY_FILE: &str = "secret.key";
+pub const INSTANCE_FILE: &str = "instance-id";
 
 /// Writes `contents` to a new file readable only by its owner.
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {

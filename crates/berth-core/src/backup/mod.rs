@@ -8,6 +8,7 @@ pub mod layout;
 pub mod manifest;
 pub mod retention;
 pub mod schedule;
+pub mod state;
 
 pub use layout::{BackupId, LayoutError, ListedBackup};
 pub use manifest::{BackupManifest, ManifestError, ManifestObject, ManifestService, ObjectKind};

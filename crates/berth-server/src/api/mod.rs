@@ -131,6 +131,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backups::schedules::disable))
         .routes(routes!(backups::schedules::run))
         .routes(routes!(backups::retention::plan, backups::retention::prune))
+        .routes(routes!(backups::state::get_key, backups::state::set_key))
+        .routes(routes!(backups::state::run))
+        .routes(routes!(backups::state::list))
         .routes(routes!(system::status))
 }
 

@@ -82,11 +82,15 @@ pub struct PendingUpload {
     pub upload_id: String,
 }
 
+/// `service_type` of a backup of Berth's own state (it has no service).
+pub const STATE_SERVICE_TYPE: &str = "berth-state";
+
 /// What is known when a backup starts.
 #[derive(Debug, Clone)]
 pub struct NewBackup<'a> {
     pub backup_id: &'a str,
-    pub service_id: i64,
+    /// `None` for a backup of Berth's own state.
+    pub service_id: Option<i64>,
     pub service_name: &'a str,
     pub service_type: &'a str,
     pub destination_id: i64,
@@ -121,6 +125,7 @@ pub struct BackupFilter {
     pub service_id: Option<i64>,
     pub destination_id: Option<i64>,
     pub schedule_id: Option<i64>,
+    pub service_type: Option<&'static str>,
 }
 
 impl Store {
@@ -286,11 +291,13 @@ impl Store {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM backups WHERE ($1 IS NULL OR service_id = $1) \
              AND ($2 IS NULL OR destination_id = $2) AND ($3 IS NULL OR schedule_id = $3) \
+             AND ($4 IS NULL OR service_type = $4) \
              ORDER BY started_at DESC, id DESC"
         )))
         .bind(filter.service_id)
         .bind(filter.destination_id)
         .bind(filter.schedule_id)
+        .bind(filter.service_type)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(from_row).collect()
@@ -340,13 +347,16 @@ impl Store {
         )
     }
 
-    /// The newest succeeded backup's finish time per service (for `/metrics`).
+    /// The newest succeeded backup's finish time per service (for `/metrics`), Berth's own
+    /// state as service 0.
     pub async fn last_backup_successes(&self) -> StoreResult<Vec<(i64, String, String)>> {
         let rows = sqlx::query(
-            "SELECT service_id, service_name, MAX(finished_at) AS last FROM backups \
-             WHERE state = 'succeeded' AND service_id IS NOT NULL \
-             GROUP BY service_id, service_name",
+            "SELECT COALESCE(service_id, 0) AS service_id, service_name, \
+             MAX(finished_at) AS last FROM backups \
+             WHERE state = 'succeeded' AND (service_id IS NOT NULL OR service_type = $1) \
+             GROUP BY 1, 2",
         )
+        .bind(STATE_SERVICE_TYPE)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -13,6 +13,7 @@ mod projects;
 mod restores;
 mod schedules;
 mod services;
+mod snapshot;
 mod tokens;
 
 use std::path::Path;
@@ -28,14 +29,16 @@ use thiserror::Error;
 pub use backing::Backing;
 pub use backups::{
     BackupFilter, BackupOutcome, BackupRecord, BackupState, NewBackup, PendingUpload,
+    STATE_SERVICE_TYPE,
 };
 pub use destinations::{Destination, DestinationFields};
 pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
 pub use restores::{NewRestoreRun, RestoreRun};
-pub use schedules::{NewSchedule, RunKind, Schedule, ScheduleRun};
+pub use schedules::{NewSchedule, RunKind, Schedule, ScheduleRun, ScheduleTarget};
 pub use services::{NewService, Service};
+pub use snapshot::sqlite_table_rows;
 pub use tokens::{ApiToken, LiveToken, Scope, ScopeKind};
 
 #[derive(Debug, Error)]
@@ -53,6 +56,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// The state database is SQLite (the default), not PostgreSQL.
+    sqlite: bool,
     secrets: SecretBox,
     /// Bumped after every committed write to services, projects, links, tenants, tokens or the
     /// KV backing, so read caches (token checks, injected variables, KV's backing) know when
@@ -61,6 +66,9 @@ pub struct Store {
     generation: Arc<AtomicU64>,
     token_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, tokens::CachedToken>>>,
 }
+
+/// The SQLite state database's file name in the data directory.
+pub const STATE_DB_FILE: &str = "berth.db";
 
 /// RFC 3339 "now", the format every timestamp column holds.
 pub fn now() -> String {
@@ -103,6 +111,7 @@ impl Store {
         }
         Ok(Self {
             pool,
+            sqlite: is_sqlite,
             secrets,
             generation: Arc::new(AtomicU64::new(0)),
             token_cache: Default::default(),
@@ -111,7 +120,10 @@ impl Store {
 
     /// `sqlite://{dir}/berth.db?mode=rwc`, the default state location.
     pub fn sqlite_url(data_dir: &Path) -> String {
-        format!("sqlite://{}?mode=rwc", data_dir.join("berth.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join(STATE_DB_FILE).display()
+        )
     }
 
     pub fn pool(&self) -> &AnyPool {

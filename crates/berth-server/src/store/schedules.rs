@@ -21,6 +21,8 @@ pub struct Schedule {
     pub s3_source_id: i64,
     /// The one service backed up; `None`: every service that can be backed up.
     pub service_id: Option<i64>,
+    /// What the schedule backs up: services, or Berth's own state.
+    pub target: ScheduleTarget,
     pub schedule_expression: String,
     pub enabled: bool,
     pub tags: Vec<String>,
@@ -47,6 +49,7 @@ pub struct NewSchedule<'a> {
     pub keep_last: Option<i64>,
     pub s3_source_id: i64,
     pub service_id: Option<i64>,
+    pub target: ScheduleTarget,
     pub schedule_expression: &'a str,
     pub enabled: bool,
     pub tags: &'a [String],
@@ -54,6 +57,33 @@ pub struct NewSchedule<'a> {
     pub max_runtime_secs: Option<i64>,
     pub verify: bool,
     pub next_run: Option<&'a str>,
+}
+
+/// What a schedule backs up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScheduleTarget {
+    /// Its one service, or every service that can be backed up.
+    #[default]
+    Services,
+    /// Berth's own state database and secret key, sealed to the state backup key.
+    BerthState,
+}
+
+impl ScheduleTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScheduleTarget::Services => "services",
+            ScheduleTarget::BerthState => "berth_state",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "services" => Some(ScheduleTarget::Services),
+            "berth_state" => Some(ScheduleTarget::BerthState),
+            _ => None,
+        }
+    }
 }
 
 /// Why a run was recorded.
@@ -89,7 +119,8 @@ pub struct ScheduleRun {
 
 const COLUMNS: &str = "id, name, backup_type, retention_period, keep_last, s3_source_id, \
                        service_id, schedule_expression, enabled, tags, description, \
-                       max_runtime_secs, verify, next_run, last_run, last_error, created_at, updated_at";
+                       max_runtime_secs, verify, next_run, last_run, last_error, created_at, updated_at, \
+                       target";
 
 const RUN_COLUMNS: &str = "id, schedule_id, kind, due_at, recorded_at, dispatched_at";
 
@@ -98,8 +129,8 @@ impl Store {
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO backup_schedules (name, backup_type, retention_period, keep_last, \
              s3_source_id, service_id, schedule_expression, enabled, tags, description, \
-             max_runtime_secs, verify, next_run, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+             max_runtime_secs, verify, next_run, created_at, updated_at, target) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) \
              RETURNING {COLUMNS}"
         )))
         .bind(new.name)
@@ -116,6 +147,7 @@ impl Store {
         .bind(i64::from(new.verify))
         .bind(new.next_run)
         .bind(now())
+        .bind(new.target.as_str())
         .fetch_one(&self.pool)
         .await?;
         schedule_from_row(&row)
@@ -325,14 +357,16 @@ impl Store {
     }
 
     /// The backup a run started for a service, if it did (`created_by` names the run).
+    /// `service_id` `None`: the run's backup of Berth's own state.
     pub async fn backup_started_by(
         &self,
         created_by: &str,
-        service_id: i64,
+        service_id: Option<i64>,
     ) -> StoreResult<Option<i64>> {
         optional(
             sqlx::query_scalar::<_, i64>(
-                "SELECT id FROM backups WHERE created_by = $1 AND service_id = $2 \
+                "SELECT id FROM backups WHERE created_by = $1 \
+                 AND (service_id = $2 OR ($2 IS NULL AND service_id IS NULL)) \
                  ORDER BY id LIMIT 1",
             )
             .bind(created_by)
@@ -355,6 +389,7 @@ impl Store {
 fn schedule_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Schedule> {
     let tags: String = row.try_get("tags")?;
     let enabled: i64 = row.try_get("enabled")?;
+    let target: String = row.try_get("target")?;
     Ok(Schedule {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -363,6 +398,8 @@ fn schedule_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Schedule> {
         keep_last: row.try_get("keep_last")?,
         s3_source_id: row.try_get("s3_source_id")?,
         service_id: row.try_get("service_id")?,
+        target: ScheduleTarget::parse(&target)
+            .ok_or_else(|| StoreError::Corrupt(format!("schedule target {target:?}")))?,
         schedule_expression: row.try_get("schedule_expression")?,
         enabled: enabled != 0,
         tags: serde_json::from_str(&tags)

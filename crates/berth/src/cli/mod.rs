@@ -11,6 +11,8 @@ mod projects;
 mod schedules;
 mod serve;
 mod services;
+mod state;
+mod state_restore;
 mod tokens;
 
 use std::path::PathBuf;
@@ -81,6 +83,11 @@ pub enum Command {
         #[command(subcommand)]
         command: backups::BackupCommand,
     },
+    /// Backups of Berth's own state (sealed to a passphrase) and rebuilding a server from one.
+    State {
+        #[command(subcommand)]
+        command: state::StateCommand,
+    },
     /// A project's blobs in Blob (streamed files).
     Blob {
         #[command(subcommand)]
@@ -102,6 +109,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kv { ref command } => kv::run(command, &client(&cli)?, cli.json).await,
         Command::Blob { ref command } => blob::run(command, &client(&cli)?).await,
         Command::Backup { ref command } => backups::run(command, &client(&cli)?, cli.json).await,
+        Command::State { ref command } => {
+            // A restore works offline, before any server or token exists.
+            let api = match command {
+                state::StateCommand::Restore { .. } => None,
+                _ => Some(client(&cli)?),
+            };
+            let data_dir = cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(berth_server::config::default_data_dir);
+            state::run(command, api.as_ref(), &data_dir, cli.json).await
+        }
         Command::Env(ref args) => env::print(args, &client(&cli)?).await,
         Command::Run(ref args) => env::run(args, &client(&cli)?).await,
     }

@@ -24,6 +24,9 @@ pub enum ScheduleCommand {
         /// Only this service (name or id); every service that can be backed up when left out.
         #[arg(long)]
         service: Option<String>,
+        /// Back up Berth's own state instead of services (sealed to `berth state key set`).
+        #[arg(long, conflicts_with_all = ["service", "verify"])]
+        state: bool,
         /// Delete backups older than this many days (0: no age limit).
         #[arg(long, default_value_t = 0)]
         retention_days: i64,
@@ -101,6 +104,7 @@ pub async fn run(command: &ScheduleCommand, api: &ApiClient, as_json: bool) -> a
             destination,
             cron,
             service,
+            state,
             retention_days,
             keep_last,
             max_runtime,
@@ -121,6 +125,9 @@ pub async fn run(command: &ScheduleCommand, api: &ApiClient, as_json: bool) -> a
             });
             if let Some(service) = service {
                 body["service_id"] = json!(services::resolve(api, service).await?);
+            }
+            if *state {
+                body["target"] = json!("berth_state");
             }
             if let Some(n) = keep_last {
                 body["keep_last"] = json!(n);

@@ -6,8 +6,10 @@ use berth_core::mask::MASK;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::manager::backup::{DestinationRequest, ScheduleRequest, ServiceRetention};
-use crate::store::{BackupRecord, BackupState, Destination, Schedule};
+use crate::manager::backup::{
+    DestinationRequest, ScheduleRequest, ServiceRetention, StateBackupKey,
+};
+use crate::store::{BackupRecord, BackupState, Destination, Schedule, ScheduleTarget};
 
 /// `POST /backups/s3-sources` and `PATCH /backups/s3-sources/{id}` (every field optional on
 /// PATCH). Either keys and (optionally) an endpoint, or `service_id` of a Berth-managed S3
@@ -291,6 +293,37 @@ pub struct CreateScheduleRequest {
     /// succeeded, as `POST /backups/{id}/verify` does (default false).
     #[serde(default)]
     pub verify: bool,
+    /// `services` (the default), or `berth_state`: Berth's own state database and secret key,
+    /// sealed to the state backup key (`PUT /backups/state/key`); then no `service_id`.
+    #[serde(default)]
+    pub target: BackupTarget,
+}
+
+/// What a schedule backs up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupTarget {
+    #[default]
+    Services,
+    BerthState,
+}
+
+impl From<BackupTarget> for ScheduleTarget {
+    fn from(t: BackupTarget) -> Self {
+        match t {
+            BackupTarget::Services => ScheduleTarget::Services,
+            BackupTarget::BerthState => ScheduleTarget::BerthState,
+        }
+    }
+}
+
+impl From<ScheduleTarget> for BackupTarget {
+    fn from(t: ScheduleTarget) -> Self {
+        match t {
+            ScheduleTarget::Services => BackupTarget::Services,
+            ScheduleTarget::BerthState => BackupTarget::BerthState,
+        }
+    }
 }
 
 impl From<CreateScheduleRequest> for ScheduleRequest {
@@ -308,6 +341,7 @@ impl From<CreateScheduleRequest> for ScheduleRequest {
             keep_last: r.keep_last,
             max_runtime_secs: r.max_runtime_secs,
             verify: r.verify,
+            target: r.target.into(),
         }
     }
 }
@@ -340,6 +374,8 @@ pub struct ScheduleView {
     pub verify: bool,
     /// Why its last run could not start a backup of some service.
     pub last_error: Option<String>,
+    /// `services`, or `berth_state` (Berth's own state).
+    pub target: BackupTarget,
 }
 
 impl From<&Schedule> for ScheduleView {
@@ -363,6 +399,7 @@ impl From<&Schedule> for ScheduleView {
             max_runtime_secs: s.max_runtime_secs,
             verify: s.verify,
             last_error: s.last_error.clone(),
+            target: s.target.into(),
         }
     }
 }
@@ -425,4 +462,56 @@ pub fn epoch_ms(rfc3339: &str) -> Option<i64> {
     let at = humantime::parse_rfc3339_weak(rfc3339).ok()?;
     let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(since.as_millis()).ok()
+}
+
+/// `PUT /backups/state/key`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateKeyRequest {
+    /// At least 12 characters. Only the public half of the key it derives is kept; the
+    /// passphrase is needed again, and only, to restore (`berth state restore`).
+    #[schema(min_length = 12)]
+    pub passphrase: String,
+}
+
+/// The key state backups are sealed to (nothing that opens them).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateKeyView {
+    pub configured: bool,
+    /// First 16 hex digits of the public key's SHA-256: which key a backup was sealed to.
+    pub fingerprint: Option<String>,
+    /// Base64 X25519 public key.
+    pub public_key: Option<String>,
+    /// `argon2id`, with its cost (memory in KiB, iterations, parallelism).
+    pub kdf: Option<String>,
+    /// When it was set (epoch ms).
+    pub set_at: Option<i64>,
+}
+
+impl From<Option<&StateBackupKey>> for StateKeyView {
+    fn from(key: Option<&StateBackupKey>) -> Self {
+        Self {
+            configured: key.is_some(),
+            fingerprint: key.map(|k| k.recipient.fingerprint()),
+            public_key: key.map(|k| k.recipient.public_key.clone()),
+            kdf: key.map(|k| {
+                let kdf = &k.recipient.kdf;
+                format!(
+                    "{} m={} KiB t={} p={}",
+                    kdf.algorithm, kdf.memory_kib, kdf.iterations, kdf.parallelism
+                )
+            }),
+            set_at: key.and_then(|k| epoch_ms(&k.set_at)),
+        }
+    }
+}
+
+/// `POST /backups/state/run`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunStateBackupRequest {
+    /// The destination; best one off this server, since the backup is what rebuilds it.
+    pub s3_source_id: i64,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }

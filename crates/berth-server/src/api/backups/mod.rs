@@ -1,5 +1,6 @@
 //! Temps' backup routes: destinations (`sources.rs`, Temps' "S3 sources"), runs
-//! (`runs.rs`) and schedules (`schedules.rs`), plus Berth's retention (`retention.rs`). Bodies
+//! (`runs.rs`) and schedules (`schedules.rs`), plus Berth's retention (`retention.rs`) and
+//! backups of Berth's own state (`state.rs`). Bodies
 //! in `json.rs`.
 
 mod json;
@@ -8,6 +9,7 @@ pub mod retention;
 pub mod runs;
 pub mod schedules;
 pub mod sources;
+pub mod state;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

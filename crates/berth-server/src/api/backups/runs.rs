@@ -14,7 +14,7 @@ use crate::api::extract::{IdPath, JsonBody, Wait, WaitParams};
 use crate::api::policy::Principal;
 use crate::api::problem::responses as errors;
 use crate::api::problem::{ApiError, ApiResult};
-use crate::manager::backup::BackupRequest;
+use crate::manager::backup::{BackupRequest, StartedBackup};
 use crate::store::{BackupFilter, BackupRecord};
 
 #[utoipa::path(
@@ -54,6 +54,16 @@ pub async fn run(
             expires_at: None,
         })
         .await?;
+    answer_run(&state, started, wait).await
+}
+
+/// A started run's answer: 200 with the verified backup once it ended, the failure as
+/// problem+json naming the backup, or 202 to poll (asked for, or past the synchronous bound).
+pub(super) async fn answer_run(
+    state: &AppState,
+    started: StartedBackup,
+    wait: Wait,
+) -> ApiResult<Response> {
     if wait.respond_async {
         return Ok(accepted(&started.record, wait.preference_applied));
     }

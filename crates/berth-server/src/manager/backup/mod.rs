@@ -2,7 +2,8 @@
 //! the engine's dumps streamed through `upload.rs`, every object and the manifest read back
 //! and checked before `succeeded`), and the cleanup of what a failed or interrupted run left
 //! (`cleanup.rs`), restore runs (`restore.rs`) and verification by restoring into a
-//! throwaway service (`verify.rs`). Schedules (`schedule.rs`: CRUD, the restart-safe tick,
+//! throwaway service (`verify.rs`). Berth's own state is backed up by the same runs
+//! (`state.rs`: a snapshot sealed to the user's passphrase-derived key). Schedules (`schedule.rs`: CRUD, the restart-safe tick,
 //! dispatch, runtime limits) and retention (`retention.rs`: plans from the destination's
 //! listing, pruning) build on runs. The engine only says what to dump and how to load it back
 //! (`engines/backup.rs`).
@@ -13,6 +14,7 @@ mod restore;
 mod retention;
 mod run;
 mod schedule;
+mod state;
 mod upload;
 mod verify;
 
@@ -25,6 +27,7 @@ pub use restore::{RestoreMode, RestoreRequest, RestoreTasks};
 pub use retention::{PlannedBackup, ServiceRetention};
 pub use run::{BackupRequest, StartedBackup};
 pub use schedule::{ScheduleRequest, ScheduledBackup};
+pub use state::{STATE_SERVICE_NAME, StateBackupKey, StateBackupRequest};
 pub use verify::StartedVerify;
 
 /// In-memory state of running backups.

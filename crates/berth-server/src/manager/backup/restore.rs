@@ -477,6 +477,13 @@ impl ServiceManager {
 
 /// The manifest of a backup that may be restored: succeeded, with a readable manifest.
 pub(super) fn restorable_manifest(backup: &BackupRecord) -> ManagerResult<BackupManifest> {
+    if backup.service_type == crate::store::STATE_SERVICE_TYPE {
+        return Err(ManagerError::BadRequest(format!(
+            "backup {} is of Berth's own state, sealed to your passphrase: the server cannot \
+             open it; restore it offline with `berth state restore` (README: \"Rebuild a server\")",
+            backup.id
+        )));
+    }
     if backup.state != BackupState::Succeeded {
         return Err(ManagerError::BadRequest(format!(
             "backup {} is {}; only a succeeded (verified) backup can be restored",

@@ -26,7 +26,11 @@ use serde::Serialize;
 
 use super::super::{ManagerError, ManagerResult, ServiceManager};
 use super::destination::Target;
-use crate::store::{BackupFilter, BackupRecord, BackupState as RecordState, Schedule, Service};
+use super::state::STATE_SERVICE_NAME;
+use crate::store::{
+    BackupFilter, BackupRecord, BackupState as RecordState, STATE_SERVICE_TYPE, Schedule,
+    ScheduleTarget, Service,
+};
 
 /// One backup found on the destination and what retention decides about it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -88,12 +92,13 @@ impl ServiceManager {
     ) -> ManagerResult<Vec<ServiceRetention>> {
         let destination = self.destination(destination_id).await?;
         let only = match service_id {
-            Some(id) => Some(self.service(id).await?),
+            Some(STATE_OWNER_ID) => Some(Owner::state()),
+            Some(id) => Some(Owner::of(&self.service(id).await?)),
             None => None,
         };
         let target = self.destination_target(&destination).await?;
         let list_prefix = match &only {
-            Some(s) => layout::service_folder(&target.prefix, &s.service_type, &s.name, s.id)
+            Some(o) => layout::service_folder(&target.prefix, &o.service_type, &o.name, o.id)
                 .map_err(|e| ManagerError::Internal(format!("service folder: {e}")))?,
             None => layout::destination_root(&target.prefix),
         };
@@ -120,9 +125,14 @@ impl ServiceManager {
             .map(|r| (r.backup_id.clone(), r))
             .collect();
         let schedules = self.store.schedules_in_destination(destination_id).await?;
-        let services: Vec<Service> = match only {
-            Some(s) => vec![s],
-            None => self.store.list_services().await?,
+        let owners: Vec<Owner> = match only {
+            Some(o) => vec![o],
+            None => {
+                let services = self.store.list_services().await?;
+                let mut owners: Vec<Owner> = services.iter().map(Owner::of).collect();
+                owners.push(Owner::state());
+                owners
+            }
         };
 
         let mut by_service: HashMap<i64, Vec<ListedBackup>> = HashMap::new();
@@ -133,24 +143,23 @@ impl ServiceManager {
                 .push(backup);
         }
         let mut result = Vec::new();
-        for service in services {
-            // Same id, name and type: a folder of this very service, nobody else's.
+        for owner in owners {
+            // Same id, name and type: a folder of this very owner, nobody else's.
             let backups: Vec<ListedBackup> = by_service
-                .remove(&service.id)
-                .unwrap_or_default()
+                .get(&owner.id)
                 .into_iter()
-                .filter(|b| {
-                    b.service_name == service.name && b.service_type == service.service_type
-                })
+                .flatten()
+                .filter(|b| b.service_name == owner.name && b.service_type == owner.service_type)
+                .cloned()
                 .collect();
             if backups.is_empty() {
                 continue;
             }
             let covering: Vec<&Schedule> = schedules
                 .iter()
-                .filter(|s| s.service_id.is_none_or(|id| id == service.id))
+                .filter(|s| owner.is_covered_by(s))
                 .collect();
-            let mut planned = plan_service(&service, &covering, &backups, &records, now_ms());
+            let mut planned = plan_service(&owner, &covering, &backups, &records, now_ms());
             if apply {
                 self.delete_planned(&target, &backups, &mut planned).await;
             }
@@ -205,10 +214,51 @@ impl ServiceManager {
     }
 }
 
-/// The plan for one service's backups on a destination, under the covering schedules'
+/// Retention's scope for Berth's own state (its backups' folder is filed under id 0).
+const STATE_OWNER_ID: i64 = 0;
+
+/// Whose backups a plan is about: a service, or Berth's own state.
+#[derive(Debug, Clone)]
+struct Owner {
+    id: i64,
+    name: String,
+    service_type: String,
+}
+
+impl Owner {
+    fn of(service: &Service) -> Self {
+        Self {
+            id: service.id,
+            name: service.name.clone(),
+            service_type: service.service_type.clone(),
+        }
+    }
+
+    fn state() -> Self {
+        Self {
+            id: STATE_OWNER_ID,
+            name: STATE_SERVICE_NAME.into(),
+            service_type: STATE_SERVICE_TYPE.into(),
+        }
+    }
+
+    /// A schedule's retention applies to the backups it makes: state schedules to the
+    /// state's, the others to their service's (or every service's).
+    fn is_covered_by(&self, schedule: &Schedule) -> bool {
+        match schedule.target {
+            ScheduleTarget::BerthState => self.service_type == STATE_SERVICE_TYPE,
+            ScheduleTarget::Services => {
+                self.service_type != STATE_SERVICE_TYPE
+                    && schedule.service_id.is_none_or(|id| id == self.id)
+            }
+        }
+    }
+}
+
+/// The plan for one owner's backups on a destination, under the covering schedules'
 /// policies. Pure, apart from the inputs.
 fn plan_service(
-    service: &Service,
+    service: &Owner,
     covering: &[&Schedule],
     backups: &[ListedBackup],
     records: &HashMap<String, BackupRecord>,
@@ -325,21 +375,11 @@ mod tests {
     const DAY: i64 = 86_400_000;
     const NOW: i64 = 1_800_000_000_000;
 
-    fn service() -> Service {
-        Service {
+    fn service() -> Owner {
+        Owner {
             id: 7,
             name: "db".into(),
             service_type: "postgres".into(),
-            status: "running".into(),
-            desired_state: "running".into(),
-            parameters: Default::default(),
-            secrets: Default::default(),
-            container_name: "c".into(),
-            volume_name: "v".into(),
-            created_at: String::new(),
-            updated_at: String::new(),
-            keep_data: false,
-            volume_marker: None,
         }
     }
 
@@ -352,6 +392,7 @@ mod tests {
             keep_last,
             s3_source_id: 1,
             service_id: None,
+            target: ScheduleTarget::Services,
             schedule_expression: "@daily".into(),
             enabled: true,
             tags: vec![],
@@ -387,6 +428,24 @@ mod tests {
 
     fn ids(list: &[PlannedBackup]) -> Vec<&str> {
         list.iter().map(|b| b.backup_id.as_str()).collect()
+    }
+
+    #[test]
+    fn state_schedules_cover_only_the_state_and_service_schedules_only_services() {
+        let every_service = schedule(1, Some(1), 0);
+        let state = Schedule {
+            target: ScheduleTarget::BerthState,
+            ..schedule(2, Some(1), 0)
+        };
+        let one_service = Schedule {
+            service_id: Some(8),
+            ..schedule(3, Some(1), 0)
+        };
+        assert!(service().is_covered_by(&every_service));
+        assert!(!service().is_covered_by(&state));
+        assert!(!service().is_covered_by(&one_service));
+        assert!(Owner::state().is_covered_by(&state));
+        assert!(!Owner::state().is_covered_by(&every_service));
     }
 
     #[test]

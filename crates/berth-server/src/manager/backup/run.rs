@@ -17,7 +17,7 @@ use super::destination::Target;
 use super::upload::{Stored, zstd};
 use crate::engines::backup::{DumpPart, PartKind};
 use crate::engines::tenancy::ServiceAccess;
-use crate::store::{BackupOutcome, BackupRecord, NewBackup};
+use crate::store::{BackupOutcome, BackupRecord, NewBackup, STATE_SERVICE_TYPE};
 
 /// What a user (or a schedule) asks for.
 #[derive(Debug, Clone)]
@@ -85,7 +85,7 @@ impl ServiceManager {
             .store
             .insert_backup(&NewBackup {
                 backup_id: backup_id.as_str(),
-                service_id: service.id,
+                service_id: Some(service.id),
                 service_name: &service.name,
                 service_type: &service.service_type,
                 destination_id: destination.id,
@@ -99,6 +99,18 @@ impl ServiceManager {
             })
             .await?;
         tracing::info!(backup = %record.backup_id, service_id = service.id, "backup started");
+        Ok(self.spawn_backup(record, target, folder, backup_id, started_ms))
+    }
+
+    /// Runs a recorded backup in the background.
+    pub(super) fn spawn_backup(
+        self: &Arc<Self>,
+        record: BackupRecord,
+        target: Target,
+        folder: String,
+        backup_id: BackupId,
+        started_ms: i64,
+    ) -> StartedBackup {
         let manager = self.clone();
         let started = record.clone();
         let done = tokio::spawn(async move {
@@ -106,7 +118,7 @@ impl ServiceManager {
                 .backup_in_turn(started, target, folder, backup_id, started_ms)
                 .await
         });
-        Ok(StartedBackup { record, done })
+        StartedBackup { record, done }
     }
 
     async fn backup_in_turn(
@@ -129,6 +141,11 @@ impl ServiceManager {
         };
         let started = std::time::Instant::now();
         let work = async {
+            if record.service_type == STATE_SERVICE_TYPE {
+                return self
+                    .run_state_backup(&record, &target, &folder, &backup_id, started_ms)
+                    .await;
+            }
             let _claim = self.claim_shared(service_id).await?;
             self.run_backup(&record, &target, &folder, &backup_id, started_ms)
                 .await
@@ -221,20 +238,7 @@ impl ServiceManager {
 
         self.backup_step(record.id, "checking the destination")
             .await;
-        match target.client.bucket_exists(&target.bucket).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(ManagerError::Unavailable(format!(
-                    "bucket {:?} does not exist on the destination",
-                    target.bucket
-                )));
-            }
-            Err(e) => {
-                return Err(ManagerError::Unavailable(format!(
-                    "the destination refused or did not answer: {e}"
-                )));
-            }
-        }
+        Self::check_bucket(target).await?;
         let holding_backups = self.destination_buckets_in(service.id).await?;
         let parts: Vec<DumpPart> = backup
             .plan(&access)
@@ -304,6 +308,32 @@ impl ServiceManager {
             compression: COMPRESSION.into(),
             objects,
         };
+        self.upload_manifest(record.id, target, folder, manifest)
+            .await
+    }
+
+    /// The destination's bucket is there and answers.
+    pub(super) async fn check_bucket(target: &Target) -> ManagerResult<()> {
+        match target.client.bucket_exists(&target.bucket).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ManagerError::Unavailable(format!(
+                "bucket {:?} does not exist on the destination",
+                target.bucket
+            ))),
+            Err(e) => Err(ManagerError::Unavailable(format!(
+                "the destination refused or did not answer: {e}"
+            ))),
+        }
+    }
+
+    /// Writes the manifest, last (its presence is what marks a backup whole in a listing).
+    pub(super) async fn upload_manifest(
+        &self,
+        backup_row: i64,
+        target: &Target,
+        folder: &str,
+        manifest: BackupManifest,
+    ) -> ManagerResult<(BackupManifest, Stored)> {
         manifest
             .validate()
             .map_err(|e| ManagerError::Internal(format!("manifest: {e}")))?;
@@ -311,7 +341,7 @@ impl ServiceManager {
         let stream = Box::pin(futures_util::stream::iter([Ok::<_, String>(bytes)]));
         let stored = self
             .upload_verified(
-                record.id,
+                backup_row,
                 target,
                 &layout::manifest_key(folder),
                 "application/json",

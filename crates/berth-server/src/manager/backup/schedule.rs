@@ -32,8 +32,10 @@ use berth_core::backup::schedule::{self as cron, CronSchedule};
 
 use super::super::{ManagerError, ManagerResult, ServiceManager};
 use super::run::{BackupRequest, StartedBackup, now_ms};
+use super::state::StateBackupRequest;
 use crate::store::{
-    BackupRecord, BackupState, NewSchedule, Schedule, ScheduleRun, is_unique_violation,
+    BackupRecord, BackupState, NewSchedule, Schedule, ScheduleRun, ScheduleTarget,
+    is_unique_violation,
 };
 
 /// Longest schedule name.
@@ -65,6 +67,8 @@ pub struct ScheduleRequest {
     pub description: Option<String>,
     /// One service; none: every service that can be backed up.
     pub service_id: Option<i64>,
+    /// Services (the default), or Berth's own state.
+    pub target: ScheduleTarget,
     pub keep_last: Option<i64>,
     pub max_runtime_secs: Option<i64>,
     /// Verify each backup by a restore once it succeeded (default false).
@@ -119,6 +123,22 @@ impl ServiceManager {
         }
         let cron = self.parse_cron(&request.schedule_expression)?;
         let destination = self.destination(request.s3_source_id).await?;
+        if request.target == ScheduleTarget::BerthState {
+            if request.service_id.is_some() {
+                return Err(ManagerError::BadRequest(
+                    "a schedule of Berth's own state (target berth_state) names no service_id"
+                        .into(),
+                ));
+            }
+            if request.verify {
+                return Err(ManagerError::BadRequest(
+                    "a state backup is sealed to your passphrase, so Berth cannot verify it by \
+                     restoring; check one offline with `berth state restore --check`"
+                        .into(),
+                ));
+            }
+            self.check_state_backup_possible().await?;
+        }
         if let Some(service_id) = request.service_id {
             let service = self.service(service_id).await?;
             if Self::engine_for(&service)?.backup().is_none() {
@@ -148,6 +168,7 @@ impl ServiceManager {
                 keep_last: request.keep_last,
                 s3_source_id: destination.id,
                 service_id: request.service_id,
+                target: request.target,
                 schedule_expression: cron.expression(),
                 enabled,
                 tags: &request.tags,
@@ -298,16 +319,32 @@ impl ServiceManager {
             {
                 continue;
             }
-            let request = BackupRequest {
-                service_id,
-                destination_id: schedule.s3_source_id,
-                backup_type: Some(schedule.backup_type.clone()),
-                created_by: created_by.clone(),
-                schedule_id: Some(schedule.id),
-                tags: schedule.tags.clone(),
-                expires_at: expires_at.clone(),
+            let started = match service_id {
+                Some(service_id) => {
+                    self.start_backup(BackupRequest {
+                        service_id,
+                        destination_id: schedule.s3_source_id,
+                        backup_type: Some(schedule.backup_type.clone()),
+                        created_by: created_by.clone(),
+                        schedule_id: Some(schedule.id),
+                        tags: schedule.tags.clone(),
+                        expires_at: expires_at.clone(),
+                    })
+                    .await
+                }
+                None => {
+                    self.start_state_backup(StateBackupRequest {
+                        destination_id: schedule.s3_source_id,
+                        created_by: created_by.clone(),
+                        schedule_id: Some(schedule.id),
+                        tags: schedule.tags.clone(),
+                        expires_at: expires_at.clone(),
+                    })
+                    .await
+                }
             };
-            match self.start_backup(request).await {
+            let service_id = service_id.unwrap_or(0);
+            match started {
                 Ok(started) => {
                     crate::crashpoint::hit("schedule.after_backup_started");
                     tracing::info!(
@@ -349,11 +386,14 @@ impl ServiceManager {
         Ok(outcomes)
     }
 
-    /// The services a schedule backs up now: its one service, or every service that can be
-    /// backed up and is meant to run (not the destination's own S3 service).
-    async fn schedule_targets(&self, schedule: &Schedule) -> ManagerResult<Vec<i64>> {
+    /// What a schedule backs up now: its one service, or every service that can be backed up
+    /// and is meant to run (not the destination's own S3 service); `None`: Berth's own state.
+    async fn schedule_targets(&self, schedule: &Schedule) -> ManagerResult<Vec<Option<i64>>> {
+        if schedule.target == ScheduleTarget::BerthState {
+            return Ok(vec![None]);
+        }
         if let Some(id) = schedule.service_id {
-            return Ok(vec![id]);
+            return Ok(vec![Some(id)]);
         }
         let destination = self.destination(schedule.s3_source_id).await?;
         Ok(self
@@ -365,7 +405,7 @@ impl ServiceManager {
             .filter(|s| s.desired_state == "running")
             .filter(|s| !matches!(s.status.as_str(), "creating" | "deleting"))
             .filter(|s| Self::engine_for(s).is_ok_and(|e| e.backup().is_some()))
-            .map(|s| s.id)
+            .map(|s| Some(s.id))
             .collect())
     }
 
@@ -377,6 +417,7 @@ impl ServiceManager {
     fn watch_scheduled_backup(self: &Arc<Self>, started: StartedBackup, schedule: &Schedule) {
         let manager = self.clone();
         let row = started.record.id;
+        // Retention's scope: the service, or (0) Berth's own state.
         let service_id = started.record.service_id.unwrap_or_default();
         let destination_id = schedule.s3_source_id;
         let verify = schedule.verify;
