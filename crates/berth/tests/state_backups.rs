@@ -326,3 +326,111 @@ async fn state_schedules_seal_the_state_and_keep_only_their_own_retention() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The CLI against this server (its admin token from the data directory).
+fn cli(berth: &Berth, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("BERTH_API_URL", berth.url(""))
+        .env("BERTH_DATA_DIR", &berth.data_dir)
+        .env_remove("BERTH_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[tokio::test]
+async fn the_cli_seals_the_state_and_restores_the_newest_from_an_s3_prefix() {
+    let scratch = tempfile::tempdir().unwrap();
+    let berth = berth().await;
+    let (s3, _, _) = s3_service(&berth).await;
+    let destination = managed_destination(&berth, s3, "cli-state").await;
+    let dest = destination.to_string();
+    let passphrase = write_file(scratch.path(), "pass", format!("{PASSPHRASE}\n").as_bytes());
+
+    // No terminal and no file: a one-line error, not a hang.
+    let out = cli(&berth, &["state", "key", "set"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--passphrase-file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(
+        &berth,
+        &["state", "key", "set", "--passphrase-file", &passphrase],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains(PASSPHRASE) && !text(&out.stderr).contains(PASSPHRASE));
+    let out = cli(&berth, &["state", "key", "show"]);
+    assert!(
+        text(&out.stdout).contains("argon2id"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = cli(&berth, &["state", "backup", "--to", &dest]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The newer one holds a service the older one does not.
+    let redis = berth.create("redis", &unique("st-cli"), json!({})).await;
+    let out = cli(&berth, &["state", "backup", "--to", &dest]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(&berth, &["--json", "state", "list"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let out = cli(
+        &berth,
+        &[
+            "backup", "schedule", "add", "st", "--state", "--to", &dest, "--cron", "@daily",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Restore from the destination's prefix, with its keys: the newest backup is taken.
+    let (_, s3_svc) = berth.get(&format!("/api/external-services/{s3}")).await;
+    let (_, revealed) = berth
+        .get(&format!("/api/external-services/{s3}/reveal"))
+        .await;
+    let restored = scratch.path().join("restored");
+    let out = Command::new(BIN)
+        .args(["--json", "state", "restore", "s3://cli-state/nightly"])
+        .args([
+            "--endpoint",
+            &format!("http://127.0.0.1:{}", port_of(&s3_svc["service"])),
+        ])
+        .args(["--passphrase-file", &passphrase, "--data-dir"])
+        .arg(&restored)
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            revealed["parameters"]["access_key"].as_str().unwrap(),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            revealed["parameters"]["secret_key"].as_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["table_rows"]["services"], 2, "{report}");
+    let restored_db = restored.join("berth.db");
+    assert!(restored_db.exists());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}?mode=ro",
+        restored_db.display()
+    ))
+    .await
+    .unwrap();
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM services")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        names.contains(&redis["name"].as_str().unwrap().to_string()),
+        "{names:?}"
+    );
+}
