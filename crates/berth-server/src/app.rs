@@ -36,7 +36,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Where the key that encrypts secrets at rest is stored in the state database's `meta`.
-const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
+pub const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
 
 /// The key that encrypts secrets at rest: read from `secret.key`, or generated in memory when
 /// the file is missing (written only once the state database agrees, see [`check_key`]).
@@ -61,7 +61,7 @@ fn load_key(data_dir: &Path) -> anyhow::Result<LoadedKey> {
 }
 
 /// A short public digest of the key: tells keys apart without revealing them.
-fn key_fingerprint(key: &[u8]) -> String {
+pub fn key_fingerprint(key: &[u8]) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::new()
         .chain_update(b"berth secret.key fingerprint\0")

@@ -9,6 +9,7 @@ mod files;
 mod images;
 mod offline;
 mod resources;
+mod system;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use exec::ExecOutput;
 pub use exec_stream::ExecChunk;
 pub use files::ContainerFile;
 pub use images::BuildProgress;
+pub use system::EngineFacts;
 
 /// Labels on everything Berth creates.
 pub const LABEL_MANAGED: &str = "berth.managed";

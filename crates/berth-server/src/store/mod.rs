@@ -6,6 +6,7 @@
 mod backing;
 mod backups;
 mod destinations;
+mod inspect;
 mod links;
 mod meta;
 mod operations;
@@ -32,6 +33,7 @@ pub use backups::{
     STATE_SERVICE_TYPE,
 };
 pub use destinations::{Destination, DestinationFields};
+pub use inspect::{StateFacts, state_facts};
 pub use links::{Link, NewTenant, Tenant};
 pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};

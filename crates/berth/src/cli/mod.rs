@@ -3,6 +3,7 @@
 mod backups;
 mod blob;
 mod client;
+mod doctor;
 mod env;
 mod images;
 mod kv;
@@ -53,6 +54,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the Berth server (HTTP API, reconciler).
     Serve(serve::ServeArgs),
+    /// Check this machine for what Berth needs (Docker, network, images, port, data directory,
+    /// key, disk, state database, the running server), each failure with its fix.
+    Doctor {
+        /// The server's configuration file (listen address, data directory, network, images).
+        #[arg(long, env = "BERTH_CONFIG")]
+        config: Option<PathBuf>,
+        /// The address berth serve listens on, if not the config's.
+        #[arg(long, env = "BERTH_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        /// The state database URL, if not the config's (or SQLite in the data directory).
+        #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Build Berth's own images locally (no registry needed).
     Images {
         #[command(subcommand)]
@@ -103,6 +117,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
         Command::Images { command } => images::run(command, cli.data_dir).await,
+        Command::Doctor {
+            ref config,
+            listen,
+            ref database_url,
+        } => {
+            let mut config = serve::load_config(config.as_deref(), cli.data_dir.clone())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(url) = database_url {
+                config.database_url = Some(url.clone());
+            }
+            if doctor::run(&config, cli.json).await? {
+                Ok(())
+            } else {
+                // The report says what failed; the exit code is for scripts.
+                std::process::exit(1)
+            }
+        }
         Command::Token { ref command } => tokens::run(command, &client(&cli)?, cli.json).await,
         Command::Project { ref command } => projects::run(command, &client(&cli)?, cli.json).await,
         Command::Service { ref command } => services::run(command, &client(&cli)?, cli.json).await,

@@ -43,8 +43,12 @@ pub struct ServeArgs {
     pub backup_schedule_min_interval: Option<u32>,
 }
 
-pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let mut config = match &args.config {
+/// The configuration file (defaults without one), with the global `--data-dir` over it.
+pub fn load_config(
+    path: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<ServerConfig> {
+    let mut config = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -56,6 +60,11 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
+    Ok(config)
+}
+
+pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_deref(), data_dir)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
