@@ -235,6 +235,17 @@ async fn cli_reads_service_details_types_and_links() {
     let out = berth_cli(&berth, &["service", "links", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&slug), "{}", stdout(&out));
+
+    // A linked service is not deleted by accident; the error names the CLI's flag, not the
+    // API's query parameter, and that flag does it.
+    let out = berth_cli(&berth, &["service", "delete", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out);
+    assert!(said.contains("--force") && said.contains("--keep-data"), "{said}");
+    assert!(!said.contains("?force") && !said.contains("?keep_data"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    let out = berth_cli(&berth, &["service", "delete", &name, "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// `berth token create --read-only | --project SLUG_OR_ID`; the list shows each scope, and the

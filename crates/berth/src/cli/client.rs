@@ -88,6 +88,7 @@ impl ApiClient {
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| value.to_string());
+            let detail = super::wording::cli_wording(&detail);
             return Err(anyhow!("{detail} (HTTP {})", status.as_u16()));
         }
         Ok((status, value))

@@ -15,6 +15,7 @@ mod services;
 mod state;
 mod state_restore;
 mod tokens;
+mod wording;
 
 use std::path::PathBuf;
 

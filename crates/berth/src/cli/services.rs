@@ -55,6 +55,10 @@ pub enum ServiceCommand {
         service: String,
         #[arg(long)]
         keep_data: bool,
+        /// Delete it even while projects are linked (they are unlinked; their databases go
+        /// with the volume unless --keep-data).
+        #[arg(long)]
+        force: bool,
     },
     /// List the service types and their parameters.
     Types,
@@ -279,9 +283,13 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             )
             .await
         }
-        ServiceCommand::Delete { service, keep_data } => {
+        ServiceCommand::Delete {
+            service,
+            keep_data,
+            force,
+        } => {
             let id = resolve(api, service).await?;
-            let path = format!("/external-services/{id}?keep_data={keep_data}");
+            let path = format!("/external-services/{id}?keep_data={keep_data}&force={force}");
             let (status, accepted) = api
                 .send_async(Method::DELETE, &path, None::<&Value>)
                 .await?;
