@@ -241,8 +241,14 @@ async fn cli_reads_service_details_types_and_links() {
     let out = berth_cli(&berth, &["service", "delete", &name]);
     assert_eq!(out.status.code(), Some(1));
     let said = stderr(&out);
-    assert!(said.contains("--force") && said.contains("--keep-data"), "{said}");
-    assert!(!said.contains("?force") && !said.contains("?keep_data"), "{said}");
+    assert!(
+        said.contains("--force") && said.contains("--keep-data"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("?force") && !said.contains("?keep_data"),
+        "{said}"
+    );
     assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
     let out = berth_cli(&berth, &["service", "delete", &name, "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -856,3 +856,42 @@ async fn the_backing_service_lifecycle() {
     assert_eq!(fresh["healthy"], true, "{fresh}");
     assert_ne!(fresh["service_id"], service_id, "{fresh}");
 }
+
+/// Fuzz findings: KV managed while its service is still being deleted (a disable with
+/// `delete_data` answered 202 and goes on). An enable waits for the delete and makes a new
+/// service (it answered 404 "service N does not exist"); a disable answers "not enabled" (it
+/// could answer 500 when the service row went between its read and its write).
+#[tokio::test]
+async fn kv_managed_during_the_delete_of_its_service_waits_for_it() {
+    let (berth, enabled) = berth_with_kv().await;
+    let old = enabled["status"]["service_id"].as_i64().unwrap();
+    for round in 0..3 {
+        let (status, deleting) = berth
+            .call_async(Method::DELETE, "/api/kv/disable?delete_data=true", None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "round {round}: {deleting}");
+        let (status, answer) = if round == 1 {
+            berth.call(Method::DELETE, "/api/kv/disable", None).await
+        } else {
+            berth
+                .call(
+                    Method::POST,
+                    "/api/kv/enable",
+                    Some(json!({"port": free_port()})),
+                )
+                .await
+        };
+        if round == 1 {
+            assert_eq!(status, StatusCode::NOT_FOUND, "round {round}: {answer}");
+            assert!(
+                answer["detail"].as_str().unwrap().contains("not enabled"),
+                "{answer}"
+            );
+            enable(&berth, json!({"port": free_port()})).await;
+        } else {
+            assert_eq!(status, StatusCode::OK, "round {round}: {answer}");
+            assert_eq!(answer["status"]["enabled"], true, "{answer}");
+            assert_ne!(answer["status"]["service_id"], old, "{answer}");
+        }
+    }
+}

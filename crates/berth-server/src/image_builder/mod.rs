@@ -132,15 +132,18 @@ impl ImageBuilder {
         let context = context.tar(&host_ca_bundle().await);
         let args = HashMap::from([("BASE".to_string(), format!("{BASE_REPOSITORY}:{BASE_TAG}"))]);
         let labels = HashMap::from([(LABEL_INPUT_HASH.to_string(), hash)]);
-        self.docker
+        let mut tail = OutputTail::default();
+        let built = self
+            .docker
             .build_image(&reference, context, args, labels, |line| {
                 tracing::debug!(image = %reference, "{}", line.0);
+                tail.push(&line.0);
                 if line.0.starts_with("Step ") {
                     progress(&format!("{reference}: {}", line.0));
                 }
             })
-            .await?;
-        Ok(())
+            .await;
+        built.map_err(|e| ImageError::Base(format!("{e}{}", tail.render())))
     }
 
     /// Makes `berth/debian-base:bookworm` with debootstrap if it is missing.
@@ -162,29 +165,59 @@ impl ImageBuilder {
             .map_err(|e| ImageError::Base(format!("creating {}: {e}", self.work_dir.display())))?;
         let rootfs = self.work_dir.join(format!("rootfs-{}", std::process::id()));
         let _ = tokio::fs::remove_dir_all(&rootfs).await;
-        let result = self.bootstrap_and_import(&rootfs, &mirror).await;
+        let result = self.bootstrap_and_import(&rootfs, &mirror, progress).await;
         let _ = tokio::fs::remove_dir_all(&rootfs).await;
         result
     }
 
-    async fn bootstrap_and_import(&self, rootfs: &Path, mirror: &str) -> Result<(), ImageError> {
-        let output = tokio::process::Command::new("debootstrap")
+    async fn bootstrap_and_import(
+        &self,
+        rootfs: &Path,
+        mirror: &str,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), ImageError> {
+        let mut child = tokio::process::Command::new("debootstrap")
             .args(["--variant=minbase", SUITE])
             .arg(rootfs)
             .arg(mirror)
-            .output()
-            .await
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| {
                 ImageError::Base(format!(
                     "cannot run debootstrap ({e}); install it with `apt-get install debootstrap` (needs root)"
                 ))
             })?;
-        if !output.status.success() {
-            let tail = String::from_utf8_lossy(&output.stdout);
-            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+        // Each "I: Retrieving ..." line as it comes: a minute of silence reads as a hang.
+        use tokio::io::AsyncBufReadExt;
+        let mut tail = OutputTail::default();
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        // Its warnings and errors, read alongside so neither pipe fills up.
+        let errors = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            let mut read = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                read.push(line);
+            }
+            read
+        });
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tail.push(&line);
+            progress(&format!("base system: {}", line.trim()));
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| ImageError::Base(format!("debootstrap: {e}")))?;
+        for line in errors.await.unwrap_or_default() {
+            tail.push(&line);
+        }
+        if !status.success() {
             return Err(ImageError::Base(format!(
-                "debootstrap failed: {}",
-                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                "debootstrap failed ({status}){}",
+                tail.render()
             )));
         }
         // Downloaded .debs are not needed in the image.
@@ -215,6 +248,34 @@ impl ImageBuilder {
             return Err(ImageError::Base(format!("tar exited with {status}")));
         }
         Ok(())
+    }
+}
+
+/// The last lines a step printed, shown with its failure (the error alone rarely says why).
+#[derive(Default)]
+struct OutputTail(std::collections::VecDeque<String>);
+
+impl OutputTail {
+    const LINES: usize = 12;
+
+    fn push(&mut self, line: &str) {
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        if self.0.len() == Self::LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line.to_string());
+    }
+
+    /// A "last output:" block of indented lines, or nothing if the step printed nothing.
+    fn render(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        let lines: Vec<String> = self.0.iter().map(|l| format!("  {l}")).collect();
+        format!("\nlast output:\n{}", lines.join("\n"))
     }
 }
 
@@ -296,6 +357,20 @@ fn mirror_from_sources(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_shows_the_last_lines_of_its_step() {
+        let mut tail = OutputTail::default();
+        assert_eq!(tail.render(), "");
+        for n in 0..20 {
+            tail.push(&format!("line {n}"));
+        }
+        tail.push("   ");
+        let shown = tail.render();
+        assert!(shown.starts_with("\nlast output:\n  line 8\n"), "{shown}");
+        assert!(shown.ends_with("  line 19"), "{shown}");
+        assert_eq!(shown.lines().count(), 2 + OutputTail::LINES);
+    }
 
     #[test]
     fn finds_mirror_in_both_formats() {

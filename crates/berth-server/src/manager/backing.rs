@@ -14,6 +14,7 @@ use berth_core::Parameters;
 use berth_core::params::DOCKER_IMAGE;
 
 use super::{CreateRequest, ManagerError, ManagerResult, ServiceManager, Started};
+use crate::store::Backing;
 
 /// A feature kept in a backing service: its store key and the words its messages use.
 #[derive(Debug)]
@@ -129,6 +130,43 @@ impl ServiceManager {
         )))
     }
 
+    /// The feature's recorded backing once no delete of its service is under way: a delete
+    /// (`disable` with `delete_data`, answered 202 while it goes on) is waited for, after which
+    /// the record is gone with the service. Without this, management arriving during that
+    /// delete acted on a service about to vanish (a 404 naming it, or a write referring to a
+    /// row deleted meanwhile). Called under `backing_admin`, so no new delete starts.
+    async fn settled_backing(
+        self: &Arc<Self>,
+        feature: &Feature,
+    ) -> ManagerResult<Option<Backing>> {
+        // Bounded: a service left `deleting` by a failed delete (the reconciler finishes it)
+        // must not spin this loop.
+        for _ in 0..3 {
+            let Some(recorded) = self.store.backing(feature.key).await? else {
+                return Ok(None);
+            };
+            // Through the service's queue once: an operation running or queued on it (a
+            // delete above all) ends first; the claim's lock is fair, so a queued delete is not
+            // overtaken.
+            drop(self.claim_shared(recorded.service_id).await?);
+            let service = self.store.service(recorded.service_id).await?;
+            let now = self.store.backing(feature.key).await?;
+            match (service, now) {
+                (Some(service), Some(now))
+                    if now.service_id == service.id && service.status != "deleting" =>
+                {
+                    return Ok(Some(now));
+                }
+                // Deleted meanwhile (its record went with it), or still going: look again.
+                _ => {}
+            }
+        }
+        Err(ManagerError::Conflict(format!(
+            "{}'s {} service is still being deleted; try again once it is gone",
+            feature.label, feature.kind
+        )))
+    }
+
     /// Creates `feature`'s service named `name` (or starts the recorded one again).
     pub async fn backing_enable(
         self: &Arc<Self>,
@@ -137,7 +175,7 @@ impl ServiceManager {
         request: BackingRequest,
     ) -> ManagerResult<BackingChange> {
         let _admin = self.backing_admin.lock().await;
-        if let Some(recorded) = self.store.backing(feature.key).await? {
+        if let Some(recorded) = self.settled_backing(feature).await? {
             return self
                 .backing_enable_again(feature, recorded.service_id, recorded.enabled, request)
                 .await;
@@ -255,8 +293,7 @@ impl ServiceManager {
     ) -> ManagerResult<BackingChange> {
         let _admin = self.backing_admin.lock().await;
         let recorded = self
-            .store
-            .backing(feature.key)
+            .settled_backing(feature)
             .await?
             .ok_or_else(|| feature.not_enabled())?;
         let started = self.update(recorded.service_id, changes).await?;
@@ -277,8 +314,7 @@ impl ServiceManager {
         let _admin = self.backing_admin.lock().await;
         let (label, kind, key) = (feature.label, feature.kind, feature.key);
         let recorded = self
-            .store
-            .backing(key)
+            .settled_backing(feature)
             .await?
             .ok_or_else(|| feature.not_enabled())?;
         let service = self.service(recorded.service_id).await?;

@@ -1,6 +1,7 @@
 //! `berth images build`: builds Berth's own images from the Dockerfiles embedded in the binary,
 //! bootstrapping a Debian base image from the host's apt mirror when needed.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,9 +59,18 @@ pub async fn run(command: ImagesCommand, data_dir: Option<PathBuf>) -> anyhow::R
                     selected.len()
                 ));
                 let started = Instant::now();
+                // A spinner draws only on a terminal; in a log (CI, systemd) each stage is a
+                // line with its time, so a long build never looks like a hang.
+                let interactive = std::io::stderr().is_terminal();
                 let progress = {
                     let spinner = spinner.clone();
-                    move |line: &str| spinner.set_message(line.to_string())
+                    move |line: &str| {
+                        if interactive {
+                            spinner.set_message(line.to_string())
+                        } else {
+                            eprintln!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
+                        }
+                    }
                 };
                 builder.build(&recipe, force && i == 0, &progress).await?;
                 spinner.finish_and_clear();
