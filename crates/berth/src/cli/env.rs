@@ -12,6 +12,11 @@ pub enum Format {
     Dotenv,
     Json,
     Shell,
+    /// Docker's `--env-file` and Compose's `env_file:` format: `KEY=value`, taken literally.
+    EnvFile,
+    /// A Compose `environment:` block to paste under a service (`$` doubled, as Compose
+    /// interpolates).
+    Compose,
 }
 
 #[derive(Debug, Args)]
@@ -53,7 +58,7 @@ pub async fn project_id(api: &ApiClient, project: &str) -> anyhow::Result<i64> {
     .await
 }
 
-async fn variables(
+pub(super) async fn variables(
     api: &ApiClient,
     project: &str,
     environment: &str,
@@ -87,6 +92,17 @@ fn double_quote(value: &str) -> String {
     format!("\"{escaped}\"")
 }
 
+/// `environment:` with one double-quoted YAML scalar per variable (JSON string escapes are
+/// valid YAML); `$` doubled so Compose does not interpolate it.
+fn compose_environment(vars: &[(String, String)]) -> String {
+    let mut out = String::from("environment:\n");
+    for (k, v) in vars {
+        let quoted = serde_json::to_string(&v.replace('$', "$$")).expect("a string serialises");
+        out.push_str(&format!("  {k}: {quoted}\n"));
+    }
+    out
+}
+
 /// Prints the variables. They are secrets: printing them is what this command is for.
 pub async fn print(args: &EnvArgs, api: &ApiClient) -> anyhow::Result<()> {
     let vars = variables(api, &args.project, &args.environment, args.host).await?;
@@ -104,6 +120,8 @@ pub async fn print(args: &EnvArgs, api: &ApiClient) -> anyhow::Result<()> {
         Format::Shell => vars
             .iter()
             .for_each(|(k, v)| println!("export {k}={}", single_quote(v))),
+        Format::EnvFile => print!("{}", super::docker_run::env_file_text(&vars)?),
+        Format::Compose => print!("{}", compose_environment(&vars)),
     }
     Ok(())
 }
@@ -134,7 +152,9 @@ pub async fn run(args: &RunArgs, api: &ApiClient) -> anyhow::Result<()> {
 }
 
 /// Names of Berth's own variables (`BERTH_*`) among `keys`.
-fn berth_variables(keys: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+pub(super) fn berth_variables(
+    keys: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
     keys.filter(|k| k.as_encoded_bytes().starts_with(b"BERTH_"))
         .collect()
 }
@@ -150,6 +170,18 @@ mod tests {
         assert_eq!(
             berth_variables(keys.into_iter()),
             ["BERTH_TOKEN", "BERTH_API_URL"].map(std::ffi::OsString::from)
+        );
+    }
+
+    #[test]
+    fn compose_blocks_quote_and_escape_interpolation() {
+        let vars = vec![(
+            "DATABASE_URL".to_string(),
+            "postgres://u:p$w\"d@h/db".to_string(),
+        )];
+        assert_eq!(
+            compose_environment(&vars),
+            "environment:\n  DATABASE_URL: \"postgres://u:p$$w\\\"d@h/db\"\n"
         );
     }
 

@@ -3,6 +3,7 @@
 mod backups;
 mod blob;
 mod client;
+mod docker_run;
 mod doctor;
 mod env;
 mod images;
@@ -112,6 +113,19 @@ pub enum Command {
     Env(env::EnvArgs),
     /// Run a local command with a project environment's variables (host-side addresses).
     Run(env::RunArgs),
+    /// Docker with a project environment's variables: `berth docker run --project P -- ...`.
+    Docker {
+        #[command(subcommand)]
+        command: DockerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DockerCommand {
+    /// `docker run` on Berth's network with the project environment's variables (through a
+    /// private env file, never on the command line). Long flags only, so they never read as
+    /// docker's own `-p`/`-e`; docker's arguments go after `--`.
+    Run(docker_run::DockerRunArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -157,6 +171,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Env(ref args) => env::print(args, &client(&cli)?).await,
         Command::Run(ref args) => env::run(args, &client(&cli)?).await,
+        Command::Docker {
+            command: DockerCommand::Run(ref args),
+        } => docker_run::run(args, &client(&cli)?).await,
     }
 }
 
