@@ -70,35 +70,61 @@ impl ServiceManager {
             ));
         }
         let target = self.destination_target(&destination).await?;
+        let started = self
+            .record_and_spawn(
+                target,
+                service.id,
+                NewBackup {
+                    backup_id: "",
+                    service_id: Some(service.id),
+                    service_name: &service.name,
+                    service_type: &service.service_type,
+                    destination_id: destination.id,
+                    schedule_id: request.schedule_id,
+                    backup_type,
+                    location: "",
+                    compression_type: COMPRESSION,
+                    created_by: &request.created_by,
+                    tags: &request.tags,
+                    expires_at: request.expires_at.as_deref(),
+                },
+            )
+            .await?;
+        tracing::info!(backup = %started.record.backup_id, service_id = service.id, "backup started");
+        Ok(started)
+    }
+
+    /// Names a run (its id from its start time), files it in its owner's folder (the
+    /// record's type and name, and `folder_id`: the service's id, 0 for Berth's own state)
+    /// and records it `running` before the first byte is read (the intent a crash's cleanup
+    /// needs), then runs it in the background. `fields`' `backup_id` and `location` are
+    /// filled in here.
+    pub(super) async fn record_and_spawn(
+        self: &Arc<Self>,
+        target: Target,
+        folder_id: i64,
+        fields: NewBackup<'_>,
+    ) -> ManagerResult<StartedBackup> {
         let started_ms = now_ms();
         let backup_id = BackupId::new(started_ms, rand::random())
             .map_err(|e| ManagerError::Internal(format!("backup id: {e}")))?;
         let folder = layout::backup_folder(
             &target.prefix,
-            &service.service_type,
-            &service.name,
-            service.id,
+            fields.service_type,
+            fields.service_name,
+            folder_id,
             &backup_id,
         )
         .map_err(|e| ManagerError::Internal(format!("backup folder: {e}")))?;
+        let location = format!("s3://{}/{folder}", target.bucket);
         let record = self
             .store
             .insert_backup(&NewBackup {
                 backup_id: backup_id.as_str(),
-                service_id: Some(service.id),
-                service_name: &service.name,
-                service_type: &service.service_type,
-                destination_id: destination.id,
-                schedule_id: request.schedule_id,
-                backup_type,
-                location: &format!("s3://{}/{folder}", target.bucket),
-                compression_type: COMPRESSION,
-                created_by: &request.created_by,
-                tags: &request.tags,
-                expires_at: request.expires_at.as_deref(),
+                location: &location,
+                ..fields
             })
             .await?;
-        tracing::info!(backup = %record.backup_id, service_id = service.id, "backup started");
         Ok(self.spawn_backup(record, target, folder, backup_id, started_ms))
     }
 

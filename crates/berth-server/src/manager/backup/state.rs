@@ -94,36 +94,28 @@ impl ServiceManager {
         self.check_state_backup_possible().await?;
         let destination = self.destination(request.destination_id).await?;
         let target = self.destination_target(&destination).await?;
-        let started_ms = now_ms();
-        let backup_id = BackupId::new(started_ms, rand::random())
-            .map_err(|e| ManagerError::Internal(format!("backup id: {e}")))?;
-        let folder = layout::backup_folder(
-            &target.prefix,
-            STATE_SERVICE_TYPE,
-            STATE_SERVICE_NAME,
-            0,
-            &backup_id,
-        )
-        .map_err(|e| ManagerError::Internal(format!("backup folder: {e}")))?;
-        let record = self
-            .store
-            .insert_backup(&NewBackup {
-                backup_id: backup_id.as_str(),
-                service_id: None,
-                service_name: STATE_SERVICE_NAME,
-                service_type: STATE_SERVICE_TYPE,
-                destination_id: destination.id,
-                schedule_id: request.schedule_id,
-                backup_type: "full",
-                location: &format!("s3://{}/{folder}", target.bucket),
-                compression_type: COMPRESSION,
-                created_by: &request.created_by,
-                tags: &request.tags,
-                expires_at: request.expires_at.as_deref(),
-            })
+        let started = self
+            .record_and_spawn(
+                target,
+                0,
+                NewBackup {
+                    backup_id: "",
+                    service_id: None,
+                    service_name: STATE_SERVICE_NAME,
+                    service_type: STATE_SERVICE_TYPE,
+                    destination_id: destination.id,
+                    schedule_id: request.schedule_id,
+                    backup_type: "full",
+                    location: "",
+                    compression_type: COMPRESSION,
+                    created_by: &request.created_by,
+                    tags: &request.tags,
+                    expires_at: request.expires_at.as_deref(),
+                },
+            )
             .await?;
-        tracing::info!(backup = %record.backup_id, "state backup started");
-        Ok(self.spawn_backup(record, target, folder, backup_id, started_ms))
+        tracing::info!(backup = %started.record.backup_id, "state backup started");
+        Ok(started)
     }
 
     /// Why a state backup cannot be made here, if it cannot.
