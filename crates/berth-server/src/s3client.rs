@@ -382,12 +382,14 @@ impl S3Client {
     {
         self.put_stream_recorded(bucket, key, content_type, body, limit, |_| async {})
             .await
+            .map(|uploaded| uploaded.size)
     }
 
     /// [`Self::put_stream`], telling `record` the id of a multipart upload as soon as it
     /// exists, before any part is sent: a caller that may be killed mid-upload records it
     /// durably, so whoever cleans up later can abort it (not every S3 server can list
-    /// unfinished uploads; s3s-fs cannot).
+    /// unfinished uploads; s3s-fs cannot). Returns what was sent and the ETag the object
+    /// should now have (see [`Uploaded`]).
     pub async fn put_stream_recorded<S, E, R, Fut>(
         &self,
         bucket: &str,
@@ -396,7 +398,7 @@ impl S3Client {
         mut body: S,
         limit: u64,
         record: R,
-    ) -> S3Result<u64>
+    ) -> S3Result<Uploaded>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -405,21 +407,27 @@ impl S3Client {
     {
         let mut parts = PartReader::new(&mut body, limit);
         let first = parts.next_part().await?;
-        if first.len() < PART_SIZE {
+        if first.bytes.len() < PART_SIZE {
             let b = self.bucket(bucket)?;
             let mut action = PutObject::new(&b, Some(&self.credentials), key);
             action
                 .headers_mut()
                 .insert("content-type", content_type.to_string());
-            let length = first.len().to_string();
-            self.send(
-                &action,
-                reqwest::Method::PUT,
-                &[("content-type", content_type), ("content-length", &length)],
-                Some(reqwest::Body::from(first.freeze())),
-            )
-            .await?;
-            return Ok(parts.total);
+            let length = first.bytes.len().to_string();
+            let response = self
+                .send(
+                    &action,
+                    reqwest::Method::PUT,
+                    &[("content-type", content_type), ("content-length", &length)],
+                    Some(reqwest::Body::from(first.bytes.freeze())),
+                )
+                .await?;
+            let md5 = hex::encode(first.md5);
+            return Ok(Uploaded {
+                size: parts.total,
+                server_etags_are_md5: etag_of(&response).as_deref() == Some(md5.as_str()),
+                etag: md5,
+            });
         }
         let upload_id = self.create_multipart(bucket, key, content_type).await?;
         record(upload_id.clone()).await;
@@ -427,7 +435,11 @@ impl S3Client {
             .upload_parts(bucket, key, &upload_id, first, &mut parts)
             .await;
         match result {
-            Ok(()) => Ok(parts.total),
+            Ok((etag, server_etags_are_md5)) => Ok(Uploaded {
+                size: parts.total,
+                etag,
+                server_etags_are_md5,
+            }),
             Err(e) => {
                 if let Err(abort) = self.abort_multipart(bucket, key, &upload_id).await {
                     tracing::warn!(%bucket, %key, "aborting a failed multipart upload: {abort}");
@@ -465,48 +477,57 @@ impl S3Client {
         Ok(parsed.upload_id().to_string())
     }
 
+    /// Sends the parts and completes the upload; returns the ETag the object should have
+    /// (MD5 of the parts' MD5s, `-N`) and whether every part's ETag was its MD5.
     async fn upload_parts<S, E>(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
-        first: BytesMut,
+        first: Part,
         parts: &mut PartReader<'_, S>,
-    ) -> S3Result<()>
+    ) -> S3Result<(String, bool)>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let b = self.bucket(bucket)?;
         let mut etags = Vec::new();
+        let mut md5s = Vec::new();
+        let mut server_etags_are_md5 = true;
         let mut part = first;
         loop {
             let number = u16::try_from(etags.len() + 1)
                 .map_err(|_| S3Error::Other("more than 65535 parts".into()))?;
             let action = UploadPart::new(&b, Some(&self.credentials), key, number, upload_id);
-            let length = part.len().to_string();
+            let length = part.bytes.len().to_string();
+            md5s.push(part.md5);
             let upload = async {
                 let response = self
                     .send(
                         &action,
                         reqwest::Method::PUT,
                         &[("content-length", &length)],
-                        Some(reqwest::Body::from(part.freeze())),
+                        Some(reqwest::Body::from(part.bytes.freeze())),
                     )
                     .await?;
-                response
+                let quoted = response
                     .headers()
                     .get("etag")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
-                    .ok_or_else(|| S3Error::Other("part uploaded without an ETag".into()))
+                    .ok_or_else(|| S3Error::Other("part uploaded without an ETag".into()))?;
+                Ok::<_, S3Error>((etag_of(&response), quoted))
             };
             // The next part is read while this one uploads, so the producer (a dump tool)
             // never waits for the network: two parts in memory at most.
             let (etag, next) = tokio::join!(upload, parts.next_part());
-            etags.push(etag?);
+            let (unquoted, quoted) = etag?;
+            let sent = md5s.last().map(hex::encode);
+            server_etags_are_md5 &= unquoted.is_some() && unquoted == sent;
+            etags.push(quoted);
             part = next?;
-            if part.is_empty() {
+            if part.bytes.is_empty() {
                 break;
             }
         }
@@ -527,7 +548,7 @@ impl S3Client {
             Some(reqwest::Body::from(xml)),
         )
         .await?;
-        Ok(())
+        Ok((multipart_etag(&md5s), server_etags_are_md5))
     }
 
     /// Aborts a multipart upload, dropping its parts; an unknown upload id is not an error
@@ -541,6 +562,57 @@ impl S3Client {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What an upload sent, and how the destination can prove it holds it without being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// Bytes read from the body (and stored).
+    pub size: u64,
+    /// The ETag S3 gives an object stored this way, computed from the bytes sent: the MD5 of
+    /// the body for one PUT; for a multipart upload the MD5 of its parts' MD5s followed by
+    /// `-` and the number of parts (lowercase hex, unquoted).
+    pub etag: String,
+    /// Whether every ETag the server answered while the object was stored (the PUT's, or
+    /// each part's) was the MD5 of what was sent: such a server computes ETags from what it
+    /// received, so the object's ETag speaks for its bytes. Not so with SSE-KMS or SSE-C on
+    /// AWS, or a server whose ETags are no MD5s; then only reading the object back proves it.
+    pub server_etags_are_md5: bool,
+}
+
+/// A multipart object's S3 ETag from its parts' MD5s: `hex(MD5(md5_1 ‖ … ‖ md5_n))-n`.
+pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
+    use md5::Digest;
+    let mut all = md5::Md5::new();
+    for part in part_md5s {
+        all.update(part);
+    }
+    format!("{}-{}", hex::encode(all.finalize()), part_md5s.len())
+}
+
+/// A response's ETag, unquoted and lowercase (`W/` weak ones are no digest: `None`).
+fn etag_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .and_then(unquote_etag)
+}
+
+/// `"abc…"` -> `abc…` (lowercase); a weak ETag (`W/"…"`) is `None`.
+pub fn unquote_etag(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.starts_with("W/") {
+        return None;
+    }
+    Some(value.trim_matches('"').to_ascii_lowercase())
+}
+
+/// One part as cut: its bytes and their MD5 (computed as the chunks arrive, while they are
+/// still in cache).
+struct Part {
+    bytes: BytesMut,
+    md5: [u8; 16],
 }
 
 /// Cuts a body into parts of exactly [`PART_SIZE`] bytes (the last one shorter). A chunk that
@@ -572,7 +644,9 @@ where
     }
 
     /// The next part: PART_SIZE bytes, fewer only at the body's end (empty once it ended).
-    async fn next_part(&mut self) -> S3Result<BytesMut> {
+    async fn next_part(&mut self) -> S3Result<Part> {
+        use md5::Digest;
+        let mut md5 = md5::Md5::new();
         let mut part = BytesMut::with_capacity(1 << 20);
         while part.len() < PART_SIZE {
             let mut chunk = match self.carry.take() {
@@ -593,9 +667,13 @@ where
             if chunk.len() > room {
                 self.carry = Some(chunk.split_off(room));
             }
+            md5.update(&chunk);
             part.extend_from_slice(&chunk);
         }
-        Ok(part)
+        Ok(Part {
+            bytes: part,
+            md5: md5.finalize().into(),
+        })
     }
 }
 
@@ -660,8 +738,9 @@ async fn server_error(response: reqwest::Response) -> S3Error {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use md5::Digest;
 
-    use super::{PART_SIZE, PartReader, S3Error};
+    use super::{PART_SIZE, PartReader, S3Error, multipart_etag, unquote_etag};
 
     /// Chunks of an odd size, so chunks cross every part's end.
     fn body(len: usize) -> (Vec<u8>, Vec<Result<Bytes, String>>) {
@@ -680,18 +759,67 @@ mod tests {
         let mut parts = PartReader::new(&mut stream, u64::MAX);
         let mut sizes = Vec::new();
         let mut joined = Vec::new();
+        let mut md5s = Vec::new();
         loop {
             let part = parts.next_part().await.unwrap();
-            assert!(part.capacity() <= PART_SIZE, "{}", part.capacity());
-            if part.is_empty() {
+            assert!(
+                part.bytes.capacity() <= PART_SIZE,
+                "{}",
+                part.bytes.capacity()
+            );
+            if part.bytes.is_empty() {
                 break;
             }
-            sizes.push(part.len());
-            joined.extend_from_slice(&part);
+            assert_eq!(part.md5, <[u8; 16]>::from(md5::Md5::digest(&part.bytes)));
+            md5s.push(part.md5);
+            sizes.push(part.bytes.len());
+            joined.extend_from_slice(&part.bytes);
         }
         assert_eq!(sizes, vec![PART_SIZE, PART_SIZE, PART_SIZE / 2]);
         assert!(joined == data, "the parts put together are the body");
         assert_eq!(parts.total, data.len() as u64);
+        // What S3 answers for these three parts: MD5 of the three digests, then "-3".
+        let mut concatenated = Vec::new();
+        for (i, range) in [
+            0..PART_SIZE,
+            PART_SIZE..2 * PART_SIZE,
+            2 * PART_SIZE..data.len(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let digest = md5::Md5::digest(&data[range]);
+            assert_eq!(md5s[i], <[u8; 16]>::from(digest));
+            concatenated.extend_from_slice(&digest);
+        }
+        assert_eq!(
+            multipart_etag(&md5s),
+            format!("{}-3", hex::encode(md5::Md5::digest(&concatenated)))
+        );
+    }
+
+    #[test]
+    fn multipart_etags_are_the_md5_of_the_part_md5s() {
+        // The example AWS documents and every S3 client reproduces: two parts.
+        let a: [u8; 16] = md5::Md5::digest(b"hello ").into();
+        let b: [u8; 16] = md5::Md5::digest(b"world").into();
+        let mut joined = a.to_vec();
+        joined.extend_from_slice(&b);
+        let expected = format!("{}-2", hex::encode(md5::Md5::digest(&joined)));
+        assert_eq!(multipart_etag(&[a, b]), expected);
+        // One part still counts as multipart: "-1", not the part's own MD5.
+        assert!(multipart_etag(&[a]).ends_with("-1"));
+        assert_ne!(multipart_etag(&[a]), hex::encode(a));
+    }
+
+    #[test]
+    fn etags_are_unquoted_and_weak_ones_are_no_digest() {
+        assert_eq!(
+            unquote_etag("\"5D41402ABC4B2A76B9719D911017C592\"").as_deref(),
+            Some("5d41402abc4b2a76b9719d911017c592")
+        );
+        assert_eq!(unquote_etag("abc-3").as_deref(), Some("abc-3"));
+        assert_eq!(unquote_etag("W/\"abc\""), None);
     }
 
     #[tokio::test]

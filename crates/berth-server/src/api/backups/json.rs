@@ -122,8 +122,9 @@ pub struct BackupView {
     pub name: String,
     pub backup_id: String,
     pub backup_type: String,
-    /// `running`, `succeeded` (every object and the manifest read back and matched), `failed`,
-    /// `deleted` (removed from the destination by retention: nothing to restore).
+    /// `running`, `succeeded` (every object and the manifest checked on the destination and
+    /// matched), `failed`, `deleted` (removed from the destination by retention: nothing to
+    /// restore).
     pub state: BackupState,
     /// What a running backup is doing.
     pub step: String,

@@ -25,7 +25,7 @@ use crate::store::{BackupFilter, BackupRecord};
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     request_body = RunBackupRequest,
     responses(
-        (status = 200, description = "Succeeded: every object and the manifest read back and matched", body = ExternalServiceBackup),
+        (status = 200, description = "Succeeded: every object and the manifest checked on the destination and matched", body = ExternalServiceBackup),
         (status = 202, description = "Running (`Prefer: respond-async`, `?wait=false`, or past the synchronous bound); poll `Location`", body = ExternalServiceBackup),
         errors::BadRequest,
         errors::Unauthorized,

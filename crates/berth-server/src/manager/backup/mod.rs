@@ -1,6 +1,6 @@
 //! Backups to S3: destinations (`destination.rs`), a backup run (`run.rs`: intent recorded,
-//! the engine's dumps streamed through `upload.rs`, every object and the manifest read back
-//! and checked before `succeeded`), and the cleanup of what a failed or interrupted run left
+//! the engine's dumps streamed through `upload.rs`, every object and the manifest checked on
+//! the destination before `succeeded`), and the cleanup of what a failed or interrupted run left
 //! (`cleanup.rs`), restore runs (`restore.rs`) and verification by restoring into a
 //! throwaway service (`verify.rs`). Berth's own state is backed up by the same runs
 //! (`state.rs`: a snapshot sealed to the user's passphrase-derived key). Schedules (`schedule.rs`: CRUD, the restart-safe tick,

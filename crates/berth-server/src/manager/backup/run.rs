@@ -1,8 +1,8 @@
 //! One backup run. The record (`running`, with the folder its objects go to) is written before
 //! the first byte is read: that is the intent a crash's cleanup needs. Then, under the
 //! service's shared claim (no update or stop replaces the container mid-dump) and one run at
-//! a time per service: each part the engine plans is dumped, uploaded and read back; the
-//! manifest is written last and read back too. Only then is the run `succeeded`. Any failure
+//! a time per service: each part the engine plans is dumped, uploaded and checked on the
+//! destination (`upload.rs`); the manifest is written last and checked too. Only then is the run `succeeded`. Any failure
 //! removes what the run stored and records why: nothing partial is ever listed as restorable.
 
 use std::sync::Arc;
