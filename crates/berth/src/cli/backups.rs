@@ -125,22 +125,9 @@ pub async fn run(command: &BackupCommand, api: &ApiClient, as_json: bool) -> any
         } => {
             let service_id = services::resolve(api, service).await?;
             let destination_id = resolve_destination(api, destination).await?;
-            let (_, started) = api
-                .send_async(
-                    Method::POST,
-                    &format!("/backups/external-services/{service_id}/run"),
-                    Some(&json!({ "s3_source_id": destination_id })),
-                )
-                .await?;
-            let id = started
-                .get("id")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| anyhow!("the server did not return a backup"))?;
-            if *no_wait {
-                return print_or(as_json, &started, || println!("{id}"));
-            }
-            let done = follow(api, id).await?;
-            print_or(as_json, &done, || {
+            let path = format!("/backups/external-services/{service_id}/run");
+            let body = json!({ "s3_source_id": destination_id });
+            run_and_follow(api, &path, &body, *no_wait, as_json, |id, done| {
                 eprintln!(
                     "Backup {id} of {} verified: {} in {} object(s) at {}",
                     output::cell(done.get("service_name")),
@@ -149,6 +136,7 @@ pub async fn run(command: &BackupCommand, api: &ApiClient, as_json: bool) -> any
                     output::cell(done.get("s3_location"))
                 )
             })
+            .await
         }
         BackupCommand::List {
             service,
@@ -394,6 +382,28 @@ async fn source(command: &SourceCommand, api: &ApiClient, as_json: bool) -> anyh
         }
     }
     Ok(())
+}
+
+/// Starts a backup run (`POST path` with `body`) and, unless `no_wait`, follows it to its end
+/// with a progress bar; `done` says what succeeded (the JSON goes out as is with `--json`).
+pub(super) async fn run_and_follow(
+    api: &ApiClient,
+    path: &str,
+    body: &Value,
+    no_wait: bool,
+    as_json: bool,
+    done: impl FnOnce(i64, &Value),
+) -> anyhow::Result<()> {
+    let (_, started) = api.send_async(Method::POST, path, Some(body)).await?;
+    let id = started
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| anyhow!("the server did not return a backup"))?;
+    if no_wait {
+        return print_or(as_json, &started, || println!("{id}"));
+    }
+    let ended = follow(api, id).await?;
+    print_or(as_json, &ended, || done(id, &ended))
 }
 
 /// Polls a running backup with a byte counter until it ends; its error if it failed.

@@ -13,7 +13,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::backups::{follow, print_or, resolve_destination};
+use super::backups::{print_or, resolve_destination, run_and_follow};
 use super::{ApiClient, output};
 
 #[derive(Debug, Subcommand)]
@@ -121,27 +121,21 @@ pub async fn run(
         } => {
             let api = api()?;
             let destination_id = resolve_destination(api, destination).await?;
-            let (_, started) = api
-                .send_async(
-                    Method::POST,
-                    "/backups/state/run",
-                    Some(&json!({ "s3_source_id": destination_id })),
-                )
-                .await?;
-            let id = started
-                .get("id")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| anyhow!("the server did not return a backup"))?;
-            if *no_wait {
-                return print_or(as_json, &started, || println!("{id}"));
-            }
-            let done = follow(api, id).await?;
-            print_or(as_json, &done, || {
-                eprintln!(
-                    "State backup {id} sealed and verified at {}",
-                    output::cell(done.get("s3_location"))
-                )
-            })
+            let body = json!({ "s3_source_id": destination_id });
+            run_and_follow(
+                api,
+                "/backups/state/run",
+                &body,
+                *no_wait,
+                as_json,
+                |id, done| {
+                    eprintln!(
+                        "State backup {id} sealed and verified at {}",
+                        output::cell(done.get("s3_location"))
+                    )
+                },
+            )
+            .await
         }
         StateCommand::List => {
             let backups = api()?.get("/backups/state").await?;
