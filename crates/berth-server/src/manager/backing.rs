@@ -145,20 +145,14 @@ impl ServiceManager {
             let Some(recorded) = self.store.backing(feature.key).await? else {
                 return Ok(None);
             };
-            // Through the service's queue once: an operation running or queued on it (a
-            // delete above all) ends first; the claim's lock is fair, so a queued delete is not
-            // overtaken.
-            drop(self.claim_shared(recorded.service_id).await?);
-            let service = self.store.service(recorded.service_id).await?;
-            let now = self.store.backing(feature.key).await?;
-            match (service, now) {
-                (Some(service), Some(now))
-                    if now.service_id == service.id && service.status != "deleting" =>
-                {
-                    return Ok(Some(now));
-                }
-                // Deleted meanwhile (its record went with it), or still going: look again.
-                _ => {}
+            match self.store.service(recorded.service_id).await? {
+                // Only a delete is waited for: other operations on the service (a long
+                // upgrade) are queued behind by the operation this request starts, which
+                // keeps `Prefer: respond-async` answering at once.
+                Some(service) if service.status != "deleting" => return Ok(Some(recorded)),
+                // Being deleted, or just gone (its record with it): the delete holds the
+                // service's claim until it ends; wait for that, then look again.
+                _ => drop(self.claim_shared(recorded.service_id).await?),
             }
         }
         Err(ManagerError::Conflict(format!(
