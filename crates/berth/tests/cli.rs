@@ -408,3 +408,44 @@ async fn cli_backup_flows() {
     assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
     assert!(said.contains("nowhere"), "{said}");
 }
+
+/// Completions and man pages come from the commands themselves: every command is in them.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for command in ["service", "backup", "state", "doctor", "docker"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let main = std::fs::read_to_string(dir.path().join("berth.1")).unwrap();
+    assert!(main.contains(".TH berth 1"), "{main}");
+    for page in [
+        "berth-doctor.1",
+        "berth-state-restore.1",
+        "berth-docker-run.1",
+    ] {
+        assert!(dir.path().join(page).exists(), "no {page}");
+    }
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}

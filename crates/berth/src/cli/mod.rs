@@ -4,6 +4,7 @@ mod backups;
 mod blob;
 mod client;
 mod docker_run;
+mod docs;
 mod doctor;
 mod env;
 mod images;
@@ -113,6 +114,13 @@ pub enum Command {
     Env(env::EnvArgs),
     /// Run a local command with a project environment's variables (host-side addresses).
     Run(env::RunArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (berth.1 and one per command) into DIR, or print berth.1.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Docker with a project environment's variables: `berth docker run --project P -- ...`.
     Docker {
         #[command(subcommand)]
@@ -171,6 +179,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Env(ref args) => env::print(args, &client(&cli)?).await,
         Command::Run(ref args) => env::run(args, &client(&cli)?).await,
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { ref dir } => docs::man(dir.as_deref()),
         Command::Docker {
             command: DockerCommand::Run(ref args),
         } => docker_run::run(args, &client(&cli)?).await,
