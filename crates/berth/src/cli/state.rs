@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use berth_core::backup::state::{self as sealed, ARCHIVE_NAME};
 use berth_server::s3client::{S3Client, S3Endpoint};
-use berth_server::store::{STATE_DB_FILE, sqlite_table_rows};
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -297,15 +296,3 @@ fn ask_twice() -> anyhow::Result<String> {
     }
     Ok(first)
 }
-
-/// The state database's row counts (used by the restore check).
-pub(super) async fn table_rows(
-    db: &Path,
-) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    sqlite_table_rows(db)
-        .await
-        .with_context(|| format!("reading {}", db.display()))
-}
-
-/// The file name the state database has in a data directory.
-pub(super) const DB_FILE: &str = STATE_DB_FILE;

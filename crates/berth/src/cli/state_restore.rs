@@ -13,10 +13,11 @@ use anyhow::{Context, bail};
 use berth_core::backup::state as sealed;
 use serde::Serialize;
 
-use super::state::{DB_FILE, table_rows};
+use berth_server::app::{ADMIN_TOKEN_FILE, INSTANCE_FILE, KEY_FILE};
+use berth_server::store::{STATE_DB_FILE as DB_FILE, sqlite_table_rows};
 
-/// The files a state backup may carry; anything else in an archive is refused.
-const KNOWN_FILES: [&str; 4] = [DB_FILE, "secret.key", "instance-id", "admin-token"];
+/// The files a state backup may carry (what the server seals); anything else is refused.
+const KNOWN_FILES: [&str; 4] = [DB_FILE, KEY_FILE, INSTANCE_FILE, ADMIN_TOKEN_FILE];
 
 /// SQLite's companions of the state database: stale ones must never sit beside a new one.
 const DB_COMPANIONS: [&str; 2] = ["berth.db-wal", "berth.db-shm"];
@@ -47,7 +48,7 @@ pub async fn restore(
 ) -> anyhow::Result<Restored> {
     let (header, payload) = sealed::open(archive, passphrase)?;
     if !mode.check_only && !mode.force {
-        for name in [DB_FILE, "secret.key"] {
+        for name in [DB_FILE, KEY_FILE] {
             let path = data_dir.join(name);
             if path.exists() {
                 bail!(
@@ -67,10 +68,13 @@ pub async fn restore(
         .tempdir_in(data_dir)
         .with_context(|| format!("creating a scratch directory in {}", data_dir.display()))?;
     let files = unpack(&payload, staging.path())?;
-    if !files.iter().any(|f| f == DB_FILE) || !files.iter().any(|f| f == "secret.key") {
+    if !files.iter().any(|f| f == DB_FILE) || !files.iter().any(|f| f == KEY_FILE) {
         bail!("damaged state backup: it lacks the state database or the secret key");
     }
-    let rows = table_rows(&staging.path().join(DB_FILE)).await?;
+    let db = staging.path().join(DB_FILE);
+    let rows = sqlite_table_rows(&db)
+        .await
+        .with_context(|| format!("reading {}", db.display()))?;
     if rows != header.table_rows {
         bail!(
             "damaged state backup: the unpacked state database's row counts ({rows:?}) differ \

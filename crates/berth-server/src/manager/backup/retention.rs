@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::super::{ManagerError, ManagerResult, ServiceManager};
 use super::destination::Target;
-use super::state::STATE_SERVICE_NAME;
+use super::state::{STATE_FOLDER_ID, STATE_SERVICE_NAME};
 use crate::store::{
     BackupFilter, BackupRecord, BackupState as RecordState, STATE_SERVICE_TYPE, Schedule,
     ScheduleTarget, Service,
@@ -92,7 +92,7 @@ impl ServiceManager {
     ) -> ManagerResult<Vec<ServiceRetention>> {
         let destination = self.destination(destination_id).await?;
         let only = match service_id {
-            Some(STATE_OWNER_ID) => Some(Owner::state()),
+            Some(STATE_FOLDER_ID) => Some(Owner::state()),
             Some(id) => Some(Owner::of(&self.service(id).await?)),
             None => None,
         };
@@ -214,9 +214,6 @@ impl ServiceManager {
     }
 }
 
-/// Retention's scope for Berth's own state (its backups' folder is filed under id 0).
-const STATE_OWNER_ID: i64 = 0;
-
 /// Whose backups a plan is about: a service, or Berth's own state.
 #[derive(Debug, Clone)]
 struct Owner {
@@ -236,7 +233,7 @@ impl Owner {
 
     fn state() -> Self {
         Self {
-            id: STATE_OWNER_ID,
+            id: STATE_FOLDER_ID,
             name: STATE_SERVICE_NAME.into(),
             service_type: STATE_SERVICE_TYPE.into(),
         }

@@ -25,6 +25,9 @@ use crate::store::{BackupRecord, NewBackup, STATE_DB_FILE, STATE_SERVICE_TYPE};
 
 /// The folder name state backups are filed under (`berth/berth-state/berth-0/{backup}/`).
 pub const STATE_SERVICE_NAME: &str = "berth";
+/// The id state backups are filed (and retained, and reported in `/metrics`) under: no
+/// service has it.
+pub const STATE_FOLDER_ID: i64 = 0;
 /// How the archive is packed: a tar, sealed (not compressed: the state database is small).
 const COMPRESSION: &str = "sealed-tar";
 /// Where the recipient (public key and derivation parameters) is kept in `meta`.
@@ -97,7 +100,7 @@ impl ServiceManager {
         let started = self
             .record_and_spawn(
                 target,
-                0,
+                STATE_FOLDER_ID,
                 NewBackup {
                     backup_id: "",
                     service_id: None,
@@ -201,7 +204,7 @@ impl ServiceManager {
             format: MANIFEST_FORMAT,
             backup_id: backup_id.to_string(),
             service: ManifestService {
-                id: 0,
+                id: STATE_FOLDER_ID,
                 name: STATE_SERVICE_NAME.into(),
                 service_type: STATE_SERVICE_TYPE.into(),
                 image: String::new(),
