@@ -55,6 +55,8 @@ pub enum ParamError {
     Invalid { name: String, reason: String },
     #[error("parameter {0:?} is read-only after creation")]
     ReadOnly(String),
+    #[error("parameter {name:?} is required: {reason}")]
+    Required { name: String, reason: String },
 }
 
 fn find<'a>(specs: &'a [ParamSpec], name: &str) -> Result<&'a ParamSpec, ParamError> {
@@ -89,6 +91,46 @@ pub fn validate_create(specs: &[ParamSpec], given: &Parameters) -> Result<Parame
             out.insert(spec.name.to_string(), default.to_string());
         } else if let ParamKind::Secret { length } = spec.kind {
             out.insert(spec.name.to_string(), secrets::generate_password(length));
+        }
+    }
+    Ok(out)
+}
+
+/// Validates the parameters of an import: the credentials of a server someone else set up.
+/// Every secret parameter must be given (Berth cannot read credentials out of a container,
+/// and generating one would not match the server); a secret is taken as it is, whatever its
+/// length, since it is not Berth's to choose. Other parameters are checked as on create, and
+/// the static defaults fill the rest.
+pub fn validate_import(specs: &[ParamSpec], given: &Parameters) -> Result<Parameters, ParamError> {
+    let mut out = Parameters::new();
+    for (name, value) in given {
+        let spec = find(specs, name)?;
+        if spec.is_secret() {
+            if value.is_empty() || value.len() > 1024 || value.chars().any(char::is_control) {
+                return Err(invalid(
+                    spec,
+                    "must be 1 to 1024 characters, none of them control characters",
+                ));
+            }
+        } else {
+            validate_value(spec, value)?;
+        }
+        out.insert(name.clone(), value.clone());
+    }
+    for spec in specs {
+        if out.contains_key(spec.name) {
+            continue;
+        }
+        if spec.is_secret() {
+            return Err(ParamError::Required {
+                name: spec.name.to_string(),
+                reason: "Berth cannot read credentials out of a container; give the ones the \
+                         server was set up with"
+                    .into(),
+            });
+        }
+        if let Some(default) = spec.default {
+            out.insert(spec.name.to_string(), default.to_string());
         }
     }
     Ok(out)

@@ -322,6 +322,9 @@ impl Reconciler {
     }
 
     async fn converge_container(&self, service: &crate::store::Service) -> ManagerResult<()> {
+        if service.is_imported() {
+            return self.converge_imported_container(service).await;
+        }
         let m = &self.manager;
         let engine = ServiceManager::engine_for(service)?;
         let info = m.docker.inspect_container(&service.container_name).await?;
@@ -355,6 +358,25 @@ impl Reconciler {
                 m.docker.start_container(&service.container_name).await?;
             }
             Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// An imported container is never recreated or replaced (a missing one is only observed
+    /// as `missing`); one that should run but stopped is started again in place, as Berth's
+    /// own are.
+    async fn converge_imported_container(
+        &self,
+        service: &crate::store::Service,
+    ) -> ManagerResult<()> {
+        let m = &self.manager;
+        if let Some(info) = m.docker.inspect_container(&service.container_name).await?
+            && service.desired_state == "running"
+            && !info.running
+            && info.state != "restarting"
+        {
+            tracing::warn!(service_id = service.id, state = %info.state, "imported container not running; starting it");
+            m.docker.start_container(&service.container_name).await?;
         }
         Ok(())
     }

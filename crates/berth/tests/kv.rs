@@ -895,3 +895,50 @@ async fn kv_managed_during_the_delete_of_its_service_waits_for_it() {
         }
     }
 }
+
+/// Fuzz finding (`POST /api/blob/enable` → 404 "service N does not exist"): an enable arriving
+/// while the first enable's create is still running waited behind it to start that service,
+/// but the create failed and was undone, service and record with it. The second enable must
+/// then enable KV afresh; a disable must answer "not enabled".
+#[tokio::test]
+async fn kv_enabled_while_a_failing_create_is_undone_starts_afresh() {
+    let name = unique("kv");
+    let berth = Berth::start_with(vec![], vec!["--kv-service-name", &name]).await;
+    // Berth's base image has a shell but no redis-server: the container exits at once and the
+    // create is undone, service row, volume and backing record.
+    let broken = json!({"docker_image": "berth/debian-base:bookworm", "port": free_port()});
+    for round in 0..3 {
+        let (status, first) = berth
+            .call_async(Method::POST, "/api/kv/enable", Some(broken.clone()))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "round {round}: {first}");
+        if round == 1 {
+            let (status, answer) = berth.call(Method::DELETE, "/api/kv/disable", None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "round {round}: {answer}");
+            assert!(
+                answer["detail"].as_str().unwrap().contains("not enabled"),
+                "{answer}"
+            );
+            continue;
+        }
+        let (status, answer) = berth
+            .call(
+                Method::POST,
+                "/api/kv/enable",
+                Some(json!({"port": free_port()})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "round {round}: {answer}\n{}",
+            berth.log()
+        );
+        assert_eq!(answer["status"]["enabled"], true, "{answer}");
+        assert_eq!(answer["status"]["healthy"], true, "{answer}");
+        let (status, answer) = berth
+            .call(Method::DELETE, "/api/kv/disable?delete_data=true", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {answer}");
+    }
+}

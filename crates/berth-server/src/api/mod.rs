@@ -48,9 +48,11 @@ pub struct AppState {
 
 /// Every documented `/api` route, registered once, with its OpenAPI path item.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    use services::{catalog, crud, lifecycle};
+    use services::{catalog, crud, import, lifecycle};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(crud::create, crud::list))
+        .routes(routes!(import::available_containers))
+        .routes(routes!(import::import))
         .routes(routes!(catalog::types))
         .routes(routes!(catalog::type_parameters))
         .routes(routes!(catalog::providers))

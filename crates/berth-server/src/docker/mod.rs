@@ -6,6 +6,7 @@ mod containers;
 mod exec;
 mod exec_stream;
 mod files;
+mod foreign;
 mod images;
 mod offline;
 mod resources;
@@ -21,6 +22,7 @@ pub use containers::{ContainerInfo, ContainerSpec, ManagedContainer};
 pub use exec::ExecOutput;
 pub use exec_stream::ExecChunk;
 pub use files::ContainerFile;
+pub use foreign::ContainerFacts;
 pub use images::BuildProgress;
 pub use system::EngineFacts;
 

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod mongodb;
 mod postgres;
+pub mod recognize;
 mod redis;
 mod s3;
 pub mod tenancy;
@@ -141,6 +142,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Temps' `connection_info`: where the service answers on the Docker network, as a URL
     /// with the password masked (`postgres://postgres:***@host:5432/postgres`). Never a secret.
     fn connection_info(&self, _host: &str, _params: &Parameters) -> Option<String> {
+        None
+    }
+
+    /// What marks a container Berth did not make as running this engine's server, for
+    /// import (`recognize.rs` weighs it); `None` if such containers cannot be imported.
+    fn signature(&self) -> Option<recognize::Signature> {
         None
     }
 

@@ -130,11 +130,13 @@ impl ServiceManager {
         )))
     }
 
-    /// The feature's recorded backing once no delete of its service is under way: a delete
-    /// (`disable` with `delete_data`, answered 202 while it goes on) is waited for, after which
-    /// the record is gone with the service. Without this, management arriving during that
-    /// delete acted on a service about to vanish (a 404 naming it, or a write referring to a
-    /// row deleted meanwhile). Called under `backing_admin`, so no new delete starts.
+    /// The feature's recorded backing once neither a create nor a delete of its service is
+    /// under way, since either can take the record away: a delete (`disable` with
+    /// `delete_data`, answered 202 while it goes on) always does, a create (an enable answered
+    /// 202) does when it fails and is undone. Without this, management arriving meanwhile acted
+    /// on a service about to vanish (a 404 naming it, a 409 "already backed by" it, or a write
+    /// referring to a row deleted meanwhile). Called under `backing_admin`, so no new create
+    /// or delete starts.
     async fn settled_backing(
         self: &Arc<Self>,
         feature: &Feature,
@@ -146,17 +148,19 @@ impl ServiceManager {
                 return Ok(None);
             };
             match self.store.service(recorded.service_id).await? {
-                // Only a delete is waited for: other operations on the service (a long
+                // Only these two are waited for: other operations on the service (a long
                 // upgrade) are queued behind by the operation this request starts, which
                 // keeps `Prefer: respond-async` answering at once.
-                Some(service) if service.status != "deleting" => return Ok(Some(recorded)),
-                // Being deleted, or just gone (its record with it): the delete holds the
-                // service's claim until it ends; wait for that, then look again.
+                Some(service) if !matches!(service.status.as_str(), "creating" | "deleting") => {
+                    return Ok(Some(recorded));
+                }
+                // Being created or deleted, or just gone (its record with it): the operation
+                // holds the service's claim until it ends; wait for that, then look again.
                 _ => drop(self.claim_shared(recorded.service_id).await?),
             }
         }
         Err(ManagerError::Conflict(format!(
-            "{}'s {} service is still being deleted; try again once it is gone",
+            "{}'s {} service is still being created or deleted; try again once that is done",
             feature.label, feature.kind
         )))
     }
@@ -169,11 +173,44 @@ impl ServiceManager {
         request: BackingRequest,
     ) -> ManagerResult<BackingChange> {
         let _admin = self.backing_admin.lock().await;
-        if let Some(recorded) = self.settled_backing(feature).await? {
-            return self
-                .backing_enable_again(feature, recorded.service_id, recorded.enabled, request)
+        // Bounded like `settled_backing`: each pass follows a service that vanished.
+        for _ in 0..3 {
+            let Some(recorded) = self.settled_backing(feature).await? else {
+                return self.backing_enable_new(feature, name, request).await;
+            };
+            let enabled = self
+                .backing_enable_again(feature, recorded.service_id, recorded.enabled, &request)
                 .await;
+            match self.vanished(recorded.service_id, enabled).await? {
+                Some(change) => return Ok(change),
+                // Its create failed and was undone while this request waited behind it
+                // (record and all): enable from scratch, as if it had never been.
+                None => continue,
+            }
         }
+        Err(ManagerError::Conflict(format!(
+            "{}'s {} service keeps changing under this request; try again",
+            feature.label, feature.kind
+        )))
+    }
+
+    /// `result` of an operation on backing service `id`, or `None` if it failed because the
+    /// service vanished while the request waited for it: a create that failed is undone with
+    /// its row, and the backing record goes with the row.
+    async fn vanished<T>(&self, id: i64, result: ManagerResult<T>) -> ManagerResult<Option<T>> {
+        match result {
+            Err(ManagerError::NotFound(_)) if self.store.service(id).await?.is_none() => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// Enable with nothing recorded: a new service named `name`.
+    async fn backing_enable_new(
+        self: &Arc<Self>,
+        feature: &Feature,
+        name: &str,
+        request: BackingRequest,
+    ) -> ManagerResult<BackingChange> {
         if let Some(taken) = self
             .store
             .list_services()
@@ -234,7 +271,7 @@ impl ServiceManager {
         feature: &Feature,
         service_id: i64,
         was_enabled: bool,
-        request: BackingRequest,
+        request: &BackingRequest,
     ) -> ManagerResult<BackingChange> {
         let service = self.service(service_id).await?;
         let (label, kind, key) = (feature.label, feature.kind, feature.key);
@@ -256,8 +293,15 @@ impl ServiceManager {
                 current.map(String::as_str).unwrap_or_default()
             )));
         }
-        if !was_enabled {
-            self.store.set_backing(key, service_id, true).await?;
+        if !was_enabled
+            && !self
+                .store
+                .set_backing_enabled(key, service_id, true)
+                .await?
+        {
+            return Err(ManagerError::NotFound(format!(
+                "service {service_id} does not exist"
+            )));
         }
         let started = if service.desired_state == "stopped" || service.status != "running" {
             Some(self.start(service_id).await?)
@@ -290,7 +334,11 @@ impl ServiceManager {
             .settled_backing(feature)
             .await?
             .ok_or_else(|| feature.not_enabled())?;
-        let started = self.update(recorded.service_id, changes).await?;
+        let updated = self.update(recorded.service_id, changes).await;
+        let started = self
+            .vanished(recorded.service_id, updated)
+            .await?
+            .ok_or_else(|| feature.not_enabled())?;
         Ok(BackingChange {
             started: Some(started),
             message: format!("{}'s {} service updated", feature.label, feature.kind),
@@ -313,7 +361,13 @@ impl ServiceManager {
             .ok_or_else(|| feature.not_enabled())?;
         let service = self.service(recorded.service_id).await?;
         // Requests are refused from now on, before the service goes away under them.
-        self.store.set_backing(key, service.id, false).await?;
+        if !self
+            .store
+            .set_backing_enabled(key, service.id, false)
+            .await?
+        {
+            return Err(feature.not_enabled());
+        }
         tracing::info!(
             service_id = service.id,
             feature = key,
@@ -321,7 +375,13 @@ impl ServiceManager {
             "disabled"
         );
         if delete_data {
-            let started = self.delete(service.id, false, false).await?;
+            let deleted = self
+                .delete(service.id, super::DeleteOptions::default())
+                .await;
+            let started = self
+                .vanished(service.id, deleted)
+                .await?
+                .ok_or_else(|| feature.not_enabled())?;
             return Ok(BackingChange {
                 started: Some(started),
                 message: format!(
@@ -334,7 +394,12 @@ impl ServiceManager {
         let started = if already_stopped {
             None
         } else {
-            Some(self.stop(service.id).await?)
+            let stopped = self.stop(service.id).await;
+            Some(
+                self.vanished(service.id, stopped)
+                    .await?
+                    .ok_or_else(|| feature.not_enabled())?,
+            )
         };
         Ok(BackingChange {
             started,

@@ -6,15 +6,30 @@ use std::sync::Arc;
 use super::{ManagerError, ManagerResult, ServiceManager, Started};
 use crate::store::{OpKind, Service};
 
+/// What a delete is asked to do beyond removing the service from Berth.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions {
+    /// Keep the data volume (Berth's own services; an imported one's is always kept).
+    pub keep_data: bool,
+    /// Unlink linked projects first instead of refusing.
+    pub force: bool,
+    /// An imported service: stop and remove the user's container too (never its volumes).
+    pub remove_container: bool,
+}
+
 impl ServiceManager {
     /// Deletes a service. A linked service is refused unless `force`, which unlinks it first
     /// and says in the operation what happens to the linked projects' data.
     pub async fn delete(
         self: &Arc<Self>,
         id: i64,
-        keep_data: bool,
-        force: bool,
+        options: DeleteOptions,
     ) -> ManagerResult<Started> {
+        let DeleteOptions {
+            keep_data,
+            force,
+            remove_container,
+        } = options;
         self.service(id).await?;
         // Links are read under the claim: a link waiting in the queue cannot slip in between
         // this check and the delete (it gets a 404 after it).
@@ -53,6 +68,9 @@ impl ServiceManager {
         // The row carries keep_data (written before the delete is recorded) so every path that
         // finishes this delete, the reconciler's included, honours it.
         self.store.set_keep_data(id, keep_data).await?;
+        self.store
+            .set_remove_container(id, service.is_imported() && remove_container)
+            .await?;
         let op = self
             .store
             .begin_operation(
@@ -81,10 +99,24 @@ impl ServiceManager {
     /// Removes the container, the volume unless the row says keep_data, then the row.
     /// Idempotent.
     pub async fn finish_delete(&self, service: &Service, op_id: i64) -> ManagerResult<()> {
-        let keep_data = match self.store.service(service.id).await? {
-            Some(row) => row.keep_data,
+        let row = match self.store.service(service.id).await? {
+            Some(row) => row,
             None => return Ok(()),
         };
+        if row.is_imported() {
+            // The user's container and volumes stay unless the delete asked for the container.
+            if row.remove_container {
+                self.step(op_id, "removing the imported container").await;
+                self.stop_gracefully(&row).await?;
+                match self.docker.remove_container(&row.container_name).await {
+                    Ok(()) | Err(crate::docker::DockerError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.store.delete_service(service.id).await?;
+            return Ok(());
+        }
+        let keep_data = row.keep_data;
         self.step(op_id, "removing container").await;
         self.stop_gracefully(service).await?;
         self.remove_own_container(service).await?;

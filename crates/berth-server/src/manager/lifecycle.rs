@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{ManagerResult, ServiceManager, Started};
+use super::{ManagerError, ManagerResult, ServiceManager, Started};
 use crate::store::{OpKind, Service};
 
 /// Seconds Docker waits for a clean shutdown before SIGKILL.
@@ -73,7 +73,9 @@ impl ServiceManager {
     /// `STOP_TIMEOUT_SECS` to flush) before anything removes it: removing with force alone
     /// would SIGKILL a database mid-write. A missing container is fine.
     pub(super) async fn stop_gracefully(&self, service: &Service) -> ManagerResult<()> {
-        if !self.own_container_exists(service).await? {
+        // An imported container is stopped in place (asked for by a stop, or a delete that
+        // removes it); any other container of that name that is not Berth's is left alone.
+        if !service.is_imported() && !self.own_container_exists(service).await? {
             return Ok(());
         }
         match self
@@ -94,6 +96,9 @@ impl ServiceManager {
         service: &Service,
         op_id: i64,
     ) -> ManagerResult<()> {
+        if service.is_imported() {
+            return self.bring_up_imported(engine, service, op_id).await;
+        }
         let spec = self.container_spec(engine, service);
         if self.docker.inspect_container(&spec.name).await?.is_none() {
             self.step(op_id, "recreating missing container").await;
@@ -108,6 +113,30 @@ impl ServiceManager {
             self.stamp_volume(engine, service).await?;
         }
         Ok(())
+    }
+
+    /// Starts an imported container in place; one that is gone is not recreated.
+    async fn bring_up_imported(
+        &self,
+        engine: &dyn crate::engines::Engine,
+        service: &Service,
+        op_id: i64,
+    ) -> ManagerResult<()> {
+        if self
+            .docker
+            .inspect_container(&service.container_name)
+            .await?
+            .is_none()
+        {
+            return Err(ManagerError::Conflict(format!(
+                "container {} that service {:?} was imported from no longer exists, and Berth                  never recreates a container it did not make: recreate it yourself (same                  volume, same published port), or delete the service",
+                service.container_name, service.name
+            )));
+        }
+        self.step(op_id, "starting container").await;
+        self.docker.start_container(&service.container_name).await?;
+        self.step(op_id, "waiting for readiness").await;
+        self.wait_ready(engine, service).await
     }
 
     /// Sets the row's status from what Docker and a probe say now.

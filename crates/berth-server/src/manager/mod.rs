@@ -11,6 +11,7 @@ mod create;
 mod delete;
 mod errors;
 mod health;
+mod import;
 pub mod kv;
 mod lifecycle;
 mod links;
@@ -36,8 +37,10 @@ use crate::image_builder::ImageBuilder;
 use crate::store::{OpKind, OpStatus, Operation, Service, Store};
 
 pub use create::{CreateRequest, ParamValue};
+pub use delete::DeleteOptions;
 pub use errors::{ManagerError, ManagerResult};
 pub use health::HealthReport;
+pub use import::{AvailableContainer, ImportRequest};
 pub use links::{AddressKind, LinkInfo, RevokedTenant, TenantView};
 pub use queue::Submitted;
 

@@ -15,6 +15,7 @@ impl ServiceManager {
     /// `PUT /external-services/{id}`: change editable parameters.
     pub async fn update(self: &Arc<Self>, id: i64, changes: Parameters) -> ManagerResult<Started> {
         let service = self.service(id).await?;
+        super::import::refuse_if_imported(&service, "changing its parameters")?;
         let engine = Self::engine_for(&service)?;
         params::validate_update(engine.params(), &changes)?;
         if changes.is_empty() {
@@ -31,6 +32,7 @@ impl ServiceManager {
         docker_image: String,
     ) -> ManagerResult<Started> {
         let service = self.service(id).await?;
+        super::import::refuse_if_imported(&service, "an image swap")?;
         let engine = Self::engine_for(&service)?;
         let changes = Parameters::from([(DOCKER_IMAGE.to_string(), docker_image)]);
         params::validate_update(engine.params(), &changes)?;

@@ -18,6 +18,7 @@ impl ServiceManager {
         self.service(id).await?;
         let guard = self.claim(id, OpKind::Recreate).await?;
         let service = self.service(id).await?;
+        super::import::refuse_if_imported(&service, "recreating it")?;
         if service.status != super::volume::DATA_MISSING {
             return Err(ManagerError::Conflict(format!(
                 "service {:?} is {}, not data_missing: its data is in place, and recreating would \

@@ -31,6 +31,11 @@ impl ServiceManager {
     /// written before the row, so a crash in between leaves an unrecorded marker, which the
     /// next stamp overwrites; never a recorded marker the volume lacks.
     pub async fn stamp_volume(&self, engine: &dyn Engine, service: &Service) -> ManagerResult<()> {
+        if service.is_imported() {
+            // Nothing is written into a user's data directory: Berth never recreates their
+            // container, so there is no volume identity to check.
+            return Ok(());
+        }
         let marker = secrets::generate_password(MARKER_LEN);
         let file = ContainerFile {
             path: marker_path(engine),
@@ -54,6 +59,8 @@ impl ServiceManager {
         engine: &dyn Engine,
         service: &Service,
     ) -> ManagerResult<()> {
+        // The last line of defence: every path that makes a container comes through here.
+        super::import::refuse_if_imported(service, "this")?;
         let spec = self.container_spec(engine, service);
         self.docker.ensure_network(&self.config.network).await?;
         let Some(expected) = service.volume_marker.as_deref() else {

@@ -63,6 +63,29 @@ impl Store {
         self.changed();
         Ok(())
     }
+
+    /// Turns a recorded backing on or off. False if `feature` is no longer backed by
+    /// `service_id` (its service was deleted meanwhile, its record with it): never writes a
+    /// record for a service that is gone, as an upsert would try to (and fail on the key).
+    pub async fn set_backing_enabled(
+        &self,
+        feature: &str,
+        service_id: i64,
+        enabled: bool,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE backing_services SET enabled = $1, updated_at = $2 \
+             WHERE feature = $3 AND service_id = $4",
+        )
+        .bind(enabled as i64)
+        .bind(now())
+        .bind(feature)
+        .bind(service_id)
+        .execute(&self.pool)
+        .await?;
+        self.changed();
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 fn read(row: &sqlx::any::AnyRow) -> StoreResult<Backing> {

@@ -39,7 +39,7 @@ pub use operations::{OpKind, OpStatus, Operation};
 pub use projects::{Environment, Project};
 pub use restores::{NewRestoreRun, RestoreRun};
 pub use schedules::{NewSchedule, RunKind, Schedule, ScheduleRun, ScheduleTarget};
-pub use services::{NewService, Service};
+pub use services::{NewService, Origin, Service};
 pub use snapshot::sqlite_table_rows;
 pub use tokens::{ApiToken, LiveToken, Scope, ScopeKind};
 

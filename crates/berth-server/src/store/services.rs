@@ -28,9 +28,36 @@ pub struct Service {
     /// The id written into the data volume at first start (see migration 0003); `None` for a
     /// service that has not run yet (or predates the marker).
     pub volume_marker: Option<String>,
+    /// Whether Berth made the container or the user's was imported (migration 0011).
+    pub origin: Origin,
+    /// Set by a delete of an imported service with `?remove_container=true`.
+    pub remove_container: bool,
+}
+
+/// Where a service's container came from, which decides what Berth may do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Made by Berth from the row: recreated, replaced and removed as the row says.
+    Berth,
+    /// The user's own container, imported: started and stopped in place, never recreated,
+    /// and removed (never its volumes) only when a delete asks.
+    Imported,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Berth => "berth",
+            Origin::Imported => "imported",
+        }
+    }
 }
 
 impl Service {
+    pub fn is_imported(&self) -> bool {
+        self.origin == Origin::Imported
+    }
+
     /// Public and secret parameters together, for engines building containers and probes.
     pub fn all_parameters(&self) -> Parameters {
         let mut all = self.parameters.clone();
@@ -56,7 +83,8 @@ pub struct NewService<'a> {
 }
 
 const COLUMNS: &str = "id, name, service_type, status, desired_state, parameters, secrets, \
-                       container_name, volume_name, created_at, updated_at, keep_data, volume_marker";
+                       container_name, volume_name, created_at, updated_at, keep_data, volume_marker, \
+                       origin, remove_container";
 
 impl Store {
     fn service_from_row(&self, row: &sqlx::any::AnyRow) -> StoreResult<Service> {
@@ -82,6 +110,11 @@ impl Store {
             updated_at: row.try_get("updated_at")?,
             keep_data: row.try_get::<i64, _>("keep_data")? != 0,
             volume_marker: row.try_get("volume_marker")?,
+            origin: match row.try_get::<String, _>("origin")?.as_str() {
+                "imported" => Origin::Imported,
+                _ => Origin::Berth,
+            },
+            remove_container: row.try_get::<i64, _>("remove_container")? != 0,
         })
     }
 
@@ -116,6 +149,32 @@ impl Store {
         tx.commit().await?;
         self.changed();
         Ok((service, op))
+    }
+
+    /// Records an imported service: the user's container, verified and attached before this
+    /// one write, so there is no intent to finish (a crash before it leaves nothing recorded).
+    pub async fn insert_imported_service(&self, new: NewService<'_>) -> StoreResult<Service> {
+        let ts = now();
+        let secrets = self
+            .secrets
+            .encrypt(&serde_json::to_string(new.secrets).expect("map serialises"));
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO services (name, service_type, status, desired_state, parameters, secrets, \
+             container_name, volume_name, created_at, updated_at, origin) \
+             VALUES ($1, $2, 'running', 'running', $3, $4, $5, $6, $7, $7, 'imported') \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(new.name)
+        .bind(new.service_type)
+        .bind(serde_json::to_string(new.parameters).expect("map serialises"))
+        .bind(secrets)
+        .bind(new.container_name)
+        .bind(new.volume_name)
+        .bind(&ts)
+        .fetch_one(&self.pool)
+        .await?;
+        self.changed();
+        self.service_from_row(&row)
     }
 
     /// Records the intent of an operation on an existing service: its new status (and, for
@@ -214,6 +273,17 @@ impl Store {
             .execute(&self.pool)
             .await?;
         self.changed();
+        Ok(())
+    }
+
+    /// Records that a delete of an imported service must remove its container (before the
+    /// delete's first Docker call).
+    pub async fn set_remove_container(&self, id: i64, remove: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE services SET remove_container = $1 WHERE id = $2")
+            .bind(remove as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ mod docs;
 mod doctor;
 mod env;
 mod images;
+mod import;
 mod kv;
 mod output;
 mod projects;

@@ -50,7 +50,8 @@ pub enum ServiceCommand {
         service: String,
         docker_image: String,
     },
-    /// Delete a service, its container and (unless --keep-data) its volume.
+    /// Delete a service, its container and (unless --keep-data) its volume. An imported
+    /// service is only forgotten: its container and volumes stay (see --remove-container).
     Delete {
         service: String,
         #[arg(long)]
@@ -59,6 +60,33 @@ pub enum ServiceCommand {
         /// with the volume unless --keep-data).
         #[arg(long)]
         force: bool,
+        /// For an imported service: also stop and remove the container it was imported from
+        /// (never its volumes).
+        #[arg(long)]
+        remove_container: bool,
+    },
+    /// List containers Berth did not make that run PostgreSQL, Redis, MongoDB or an S3
+    /// server, for `berth service import`.
+    Importable,
+    /// Import a container you already run as a service. Berth verifies the credentials by
+    /// connecting, then starts, stops, checks, links and backs it up, but never recreates or
+    /// removes it. In a terminal, asks for what is missing (a picker for the container,
+    /// credentials without echo).
+    Import {
+        /// Container name or id (`berth service importable` lists them).
+        container: Option<String>,
+        /// The service's name in Berth (default: the container's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// postgres, redis, mongodb or s3 (default: what Berth recognised).
+        #[arg(long = "type", value_name = "TYPE")]
+        service_type: Option<String>,
+        /// Parameter as key=value (`port`, `username`, `database`); repeat for several.
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Parameter read from a file's first line, for secrets (`password=/run/pg-pass`).
+        #[arg(long = "param-file", value_name = "KEY=FILE")]
+        param_files: Vec<String>,
     },
     /// List the service types and their parameters.
     Types,
@@ -283,13 +311,34 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             )
             .await
         }
+        ServiceCommand::Importable => super::import::list(api, as_json).await,
+        ServiceCommand::Import {
+            container,
+            name,
+            service_type,
+            params,
+            param_files,
+        } => {
+            let args = super::import::ImportArgs {
+                container: container.as_deref(),
+                name: name.as_deref(),
+                service_type: service_type.as_deref(),
+                params: parse_params(params)?,
+                param_files,
+            };
+            super::import::import(api, args, as_json).await
+        }
         ServiceCommand::Delete {
             service,
             keep_data,
             force,
+            remove_container,
         } => {
             let id = resolve(api, service).await?;
-            let path = format!("/external-services/{id}?keep_data={keep_data}&force={force}");
+            let path = format!(
+                "/external-services/{id}?keep_data={keep_data}&force={force}\
+                 &remove_container={remove_container}"
+            );
             let (status, accepted) = api
                 .send_async(Method::DELETE, &path, None::<&Value>)
                 .await?;

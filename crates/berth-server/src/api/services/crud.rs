@@ -14,6 +14,7 @@ use crate::api::AppState;
 use crate::api::extract::{IdPath, JsonBody, Query, Wait, WaitParams};
 use crate::api::problem::responses as errors;
 use crate::api::problem::{ApiError, ApiResult};
+use crate::manager::DeleteOptions;
 use crate::manager::{CreateRequest, ParamValue};
 use crate::store::Service;
 
@@ -244,6 +245,11 @@ pub struct DeleteQuery {
     /// Delete even if linked to projects (unlinks them first).
     #[serde(default)]
     pub force: bool,
+    /// For an imported service: also stop and remove the container it was imported from
+    /// (default: Berth forgets the service and leaves the container running). Its volumes are
+    /// never removed.
+    #[serde(default)]
+    pub remove_container: bool,
 }
 
 #[utoipa::path(
@@ -273,8 +279,13 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     crate::api::backing::refuse(&state, id, "deleted through this route").await?;
     let manager = state.manager.clone();
+    let options = DeleteOptions {
+        keep_data: query.keep_data,
+        force: query.force,
+        remove_container: query.remove_container,
+    };
     let submitted = state
         .manager
-        .submit(async move { manager.delete(id, query.keep_data, query.force).await });
+        .submit(async move { manager.delete(id, options).await });
     respond_submitted(&state, submitted, wait, id, StatusCode::NO_CONTENT).await
 }

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod crud;
+pub mod import;
 pub mod lifecycle;
 
 use axum::Json;
@@ -45,6 +46,9 @@ pub struct ServiceView {
     pub volume_name: String,
     pub created_at: String,
     pub updated_at: String,
+    /// `berth` (Berth made its container) or `imported` (the user's own container, imported:
+    /// never recreated or removed by Berth unless a delete asks with `?remove_container=true`).
+    pub origin: String,
     /// What the user should know about the service's data (volume missing, keys in Redis
     /// database 0 ...). Filled in by the single-service view; empty in lists.
     pub warnings: Vec<String>,
@@ -97,6 +101,7 @@ impl ServiceView {
             volume_name: service.volume_name.clone(),
             created_at: service.created_at.clone(),
             updated_at: service.updated_at.clone(),
+            origin: service.origin.as_str().to_string(),
             warnings,
         }
     }

@@ -104,6 +104,19 @@ impl Engine for MongoDb {
         })
     }
 
+    fn signature(&self) -> Option<super::recognize::Signature> {
+        Some(super::recognize::Signature {
+            executables: &["mongod", "secantusd"],
+            env_names: &[
+                "MONGO_VERSION",
+                "MONGO_MAJOR",
+                "MONGO_INITDB_ROOT_USERNAME",
+                "SECANTUSDB_VERSION",
+            ],
+            image_words: &["mongo", "secantus"],
+        })
+    }
+
     fn ports(&self) -> &'static [(u16, &'static str)] {
         &[(image::PORT, "port")]
     }

@@ -186,6 +186,20 @@ impl Engine for Postgres {
         })
     }
 
+    fn signature(&self) -> Option<super::recognize::Signature> {
+        Some(super::recognize::Signature {
+            executables: &["postgres", "postmaster"],
+            env_names: &[
+                "PG_MAJOR",
+                "PG_VERSION",
+                "POSTGRES_PASSWORD",
+                "POSTGRES_PASSWORD_FILE",
+                "PGDATA",
+            ],
+            image_words: &["postgres", "postgis", "timescale", "pgvector"],
+        })
+    }
+
     fn ports(&self) -> &'static [(u16, &'static str)] {
         &[(5432, "port")]
     }

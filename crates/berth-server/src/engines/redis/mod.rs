@@ -144,6 +144,14 @@ impl Engine for Redis {
         })
     }
 
+    fn signature(&self) -> Option<super::recognize::Signature> {
+        Some(super::recognize::Signature {
+            executables: &["redis-server", "valkey-server", "keydb-server"],
+            env_names: &["REDIS_VERSION", "VALKEY_VERSION"],
+            image_words: &["redis", "valkey", "keydb"],
+        })
+    }
+
     fn ports(&self) -> &'static [(u16, &'static str)] {
         &[(6379, "port")]
     }

@@ -139,6 +139,19 @@ impl Engine for S3 {
         ))
     }
 
+    fn signature(&self) -> Option<super::recognize::Signature> {
+        Some(super::recognize::Signature {
+            executables: &["minio", "rustfs", "berth-s3d", "versitygw"],
+            env_names: &[
+                "MINIO_ROOT_USER",
+                "MINIO_ACCESS_KEY",
+                "RUSTFS_ACCESS_KEY",
+                "RUSTFS_ACCESS_KEY_FILE",
+            ],
+            image_words: &["minio", "rustfs", "s3"],
+        })
+    }
+
     fn ports(&self) -> &'static [(u16, &'static str)] {
         &[(9000, "port"), (9001, "console_port")]
     }

@@ -349,7 +349,16 @@ impl ServiceManager {
         .await;
         if let Err(e) = result {
             // A half-restored new service is no use to anyone: it goes, the error says why.
-            if let Ok(deleting) = self.delete(service.id, false, true).await {
+            if let Ok(deleting) = self
+                .delete(
+                    service.id,
+                    crate::manager::DeleteOptions {
+                        force: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
                 let _ = deleting.done.await;
             }
             return Err(e.map_message(|m| format!("{m} (the new service {name:?} was removed)")));

@@ -105,7 +105,16 @@ impl ServiceManager {
         }
         .await;
         // The throwaway service goes whatever happened.
-        match self.delete(service.id, false, true).await {
+        match self
+            .delete(
+                service.id,
+                crate::manager::DeleteOptions {
+                    force: true,
+                    ..Default::default()
+                },
+            )
+            .await
+        {
             Ok(deleting) => {
                 let _ = deleting.done.await;
             }
@@ -148,7 +157,16 @@ impl ServiceManager {
             let Some(service) = services.iter().find(|s| Some(s.name.as_str()) == throwaway) else {
                 continue;
             };
-            match self.delete(service.id, false, true).await {
+            match self
+                .delete(
+                    service.id,
+                    crate::manager::DeleteOptions {
+                        force: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
                 Ok(deleting) => {
                     let _ = deleting.done.await;
                 }
