@@ -185,12 +185,12 @@ async fn invalid_creates_are_refused_and_leave_nothing() {
         (
             json!({"name": "ok-name", "service_type": "postgres", "version": "16"}),
             StatusCode::BAD_REQUEST,
-            "available versions: 15 (berth/postgres:15)",
+            "available versions: 17 (berth/postgres:17), 15 (berth/postgres:15)",
         ),
         (
             json!({"name": "ok-name", "service_type": "redis", "version": "7.2"}),
             StatusCode::BAD_REQUEST,
-            "7 (berth/redis:7)",
+            "8 (berth/redis:8), 7 (berth/redis:7)",
         ),
         (
             json!({"name": "ok-name", "service_type": "postgres", "version": "15",

@@ -188,8 +188,8 @@ async fn cli_reads_service_details_types_and_links() {
     assert!(out.status.success(), "{}", stderr(&out));
     let table = stdout(&out);
     for expected in [
-        "postgres (default image berth/postgres:15)",
-        "redis (default image berth/redis:7)",
+        "postgres (default image berth/postgres:17)",
+        "redis (default image berth/redis:8)",
         "max_connections",
         "tenant_connection_limit",
         "EDITABLE",

@@ -732,7 +732,7 @@ async fn crash_injection_at_every_point_converges() {
             "reconfigure.after_remove",
             Method::POST,
             format!("/api/external-services/{base_id}/upgrade"),
-            json!({"docker_image": "berth/postgres:15"}),
+            json!({"docker_image": "berth/postgres:17"}),
         ),
     ] {
         let body = berth.crash_at(point, method, &path, Some(payload)).await;

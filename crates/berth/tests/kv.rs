@@ -140,7 +140,7 @@ async fn raw_keys(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
 async fn kv_commands_follow_temps_semantics() {
     let (berth, enabled) = berth_with_kv().await;
     assert_eq!(enabled["status"]["healthy"], true, "{enabled}");
-    assert_eq!(enabled["status"]["version"], "7", "{enabled}");
+    assert_eq!(enabled["status"]["version"], "8", "{enabled}");
     assert!(enabled["status"]["docker_image"].is_string(), "{enabled}");
     let project = create_project(&berth, &unique("shop"), &["production"]).await;
     let kv = Kv::admin(&berth, project);

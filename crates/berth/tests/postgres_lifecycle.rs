@@ -136,8 +136,8 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
     );
 
     // Upgrade: a same-major image (another tag of the same build) keeps the volume.
-    let alias = "berth/postgres:15-upgrade-test";
-    assert!(docker(&["tag", "berth/postgres:15", alias]).0);
+    let alias = "berth/postgres:17-upgrade-test";
+    assert!(docker(&["tag", "berth/postgres:17", alias]).0);
     let (status, body) = berth
         .post_wait(
             &format!("/api/external-services/{id}/upgrade"),
@@ -158,7 +158,7 @@ async fn postgres_create_connect_stop_start_update_upgrade_delete() {
         .call(
             Method::POST,
             &format!("/api/external-services/{id}/upgrade"),
-            Some(json!({ "docker_image": "postgres:17" })),
+            Some(json!({ "docker_image": "postgres:16" })),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

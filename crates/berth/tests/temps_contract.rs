@@ -334,9 +334,9 @@ async fn every_managed_services_route_answers_as_temps() {
     );
     assert_eq!(props["database"]["pattern"], "^[a-z_][a-z0-9_]*$");
     assert_eq!(props["database"]["maxLength"], 63);
-    assert_eq!(props["docker_image"]["default"], "berth/postgres:15");
+    assert_eq!(props["docker_image"]["default"], "berth/postgres:17");
     assert_eq!(props["password"]["x-secret"], true);
-    assert_eq!(schema["x-versions"], json!(["15"]));
+    assert_eq!(schema["x-versions"], json!(["17", "15"]));
     for path in [
         "/api/external-services/types/mysql/parameters",
         "/api/external-services/types/Postgres/parameters",

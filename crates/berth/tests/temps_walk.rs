@@ -32,8 +32,8 @@ fn assert_temps_service(svc: &Value, id: Option<i64>, name: &str, service_type: 
     }
     // Berth's own images carry their major in the tag: version is known.
     let version = match service_type {
-        "postgres" => "15",
-        _ => "7",
+        "postgres" => "17",
+        _ => "8",
     };
     assert_eq!(svc["version"], version, "{svc}");
     let container = format!("berth-{service_type}-{name}");
@@ -260,7 +260,7 @@ async fn the_seed_walk_back_to_back_answers_like_temps() {
         .call(
             Method::POST,
             &format!("/api/external-services/{pg_id}/upgrade"),
-            Some(json!({ "docker_image": "berth/postgres:15" })),
+            Some(json!({ "docker_image": "berth/postgres:17" })),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{upgraded}");

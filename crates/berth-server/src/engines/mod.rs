@@ -23,6 +23,12 @@ pub use tenancy::Tenancy;
 pub struct ImageRecipe {
     pub repository: &'static str,
     pub tag: &'static str,
+    /// The Debian suite of the base image it is built on (`bookworm`, `trixie`): Berth
+    /// bootstraps one base per suite from the machine's own mirror.
+    pub suite: &'static str,
+    /// `ARG`s the Dockerfile is built with (`PG_MAJOR=17`), part of the input hash: one
+    /// Dockerfile serves several versions.
+    pub build_args: &'static [(&'static str, &'static str)],
     /// `(name in the build context, contents)`, embedded in the binary.
     pub files: &'static [(&'static str, &'static str)],
     /// Files read from the machine when the image is built.
@@ -71,6 +77,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Berth's own image for this type, built locally by `berth images build`; `None` for an
     /// engine that only runs images from elsewhere.
     fn image_recipe(&self) -> Option<ImageRecipe>;
+
+    /// Berth's earlier default images for this type, still buildable by name (`postgres-15`):
+    /// services created with them keep them, a create's `version` can ask for them, and they
+    /// are the old side of an upgrade.
+    fn older_images(&self) -> &'static [(&'static str, ImageRecipe)] {
+        &[]
+    }
 
     /// The `docker_image` a create gets when it names none (the configuration's `[images]`
     /// can override it): Berth's own image where there is one.

@@ -11,17 +11,22 @@ pub struct OwnImage {
     pub recipe: Recipe,
 }
 
-/// The engines' own images, in registry order (engines without one are skipped).
+/// The engines' own images, in registry order (engines without one are skipped): each
+/// engine's default image under its service type's name, then its older ones.
 pub fn own_images() -> Vec<OwnImage> {
-    engines::registry()
-        .iter()
-        .filter_map(|e| {
-            Some(OwnImage {
-                name: e.service_type(),
-                recipe: e.image_recipe()?,
-            })
-        })
-        .collect()
+    let mut images = Vec::new();
+    for engine in engines::registry() {
+        if let Some(recipe) = engine.image_recipe() {
+            images.push(OwnImage {
+                name: engine.service_type(),
+                recipe,
+            });
+        }
+        for &(name, recipe) in engine.older_images() {
+            images.push(OwnImage { name, recipe });
+        }
+    }
+    images
 }
 
 /// The recipe for `reference`, if it is one of Berth's images.

@@ -35,9 +35,8 @@ use tokio_util::io::ReaderStream;
 
 use crate::docker::{DockerClient, DockerError};
 
+/// Berth's Debian base images, one per suite: `berth/debian-base:<suite>`.
 pub const BASE_REPOSITORY: &str = "berth/debian-base";
-pub const BASE_TAG: &str = "bookworm";
-const SUITE: &str = "bookworm";
 const LABEL_INPUT_HASH: &str = "berth.input-hash";
 
 #[derive(Debug, Error)]
@@ -127,10 +126,16 @@ impl ImageBuilder {
         {
             return Ok(());
         }
-        self.ensure_base(force, progress).await?;
+        self.ensure_base(recipe.suite, force, progress).await?;
         progress(&format!("building {reference}"));
         let context = context.tar(&host_ca_bundle().await);
-        let args = HashMap::from([("BASE".to_string(), format!("{BASE_REPOSITORY}:{BASE_TAG}"))]);
+        let mut args = HashMap::from([(
+            "BASE".to_string(),
+            format!("{BASE_REPOSITORY}:{}", recipe.suite),
+        )]);
+        for (name, value) in recipe.build_args {
+            args.insert(name.to_string(), value.to_string());
+        }
         let labels = HashMap::from([(LABEL_INPUT_HASH.to_string(), hash)]);
         let mut tail = OutputTail::default();
         let built = self
@@ -146,13 +151,14 @@ impl ImageBuilder {
         built.map_err(|e| ImageError::Base(format!("{e}{}", tail.render())))
     }
 
-    /// Makes `berth/debian-base:bookworm` with debootstrap if it is missing.
+    /// Makes `berth/debian-base:<suite>` with debootstrap if it is missing.
     async fn ensure_base(
         &self,
+        suite: &'static str,
         force: bool,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ImageError> {
-        let base = format!("{BASE_REPOSITORY}:{BASE_TAG}");
+        let base = format!("{BASE_REPOSITORY}:{suite}");
         if !force && self.docker.image_labels(&base).await?.is_some() {
             return Ok(());
         }
@@ -165,19 +171,22 @@ impl ImageBuilder {
             .map_err(|e| ImageError::Base(format!("creating {}: {e}", self.work_dir.display())))?;
         let rootfs = self.work_dir.join(format!("rootfs-{}", std::process::id()));
         let _ = tokio::fs::remove_dir_all(&rootfs).await;
-        let result = self.bootstrap_and_import(&rootfs, &mirror, progress).await;
+        let result = self
+            .bootstrap_and_import(suite, &rootfs, &mirror, progress)
+            .await;
         let _ = tokio::fs::remove_dir_all(&rootfs).await;
         result
     }
 
     async fn bootstrap_and_import(
         &self,
+        suite: &'static str,
         rootfs: &Path,
         mirror: &str,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), ImageError> {
         let mut child = tokio::process::Command::new("debootstrap")
-            .args(["--variant=minbase", SUITE])
+            .args(["--variant=minbase", suite])
             .arg(rootfs)
             .arg(mirror)
             .stdout(Stdio::piped())
@@ -238,7 +247,7 @@ impl ImageBuilder {
             .map_err(|e| ImageError::Base(format!("cannot run tar: {e}")))?;
         let stdout = tar.stdout.take().expect("piped");
         self.docker
-            .import_rootfs(BASE_REPOSITORY, BASE_TAG, ReaderStream::new(stdout))
+            .import_rootfs(BASE_REPOSITORY, suite, ReaderStream::new(stdout))
             .await?;
         let status = tar
             .wait()
@@ -321,6 +330,10 @@ pub fn debian_mirror() -> Result<String, ImageError> {
     ))
 }
 
+/// The suite the machine itself runs (Debian 12), by which its main archive is found among
+/// its apt sources. That archive serves the other suites Berth bootstraps (trixie) too.
+const HOST_SUITE: &str = "bookworm";
+
 /// Finds the URI serving the plain `bookworm` suite, in one-line or deb822 format.
 fn mirror_from_sources(text: &str) -> Option<String> {
     for line in text.lines() {
@@ -331,7 +344,7 @@ fn mirror_from_sources(text: &str) -> Option<String> {
                 .copied()
                 .filter(|w| !w.starts_with('['))
                 .collect();
-            if rest.len() >= 2 && rest[1] == SUITE {
+            if rest.len() >= 2 && rest[1] == HOST_SUITE {
                 return Some(rest[0].to_string());
             }
         }
@@ -347,7 +360,7 @@ fn mirror_from_sources(text: &str) -> Option<String> {
         let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) else {
             continue;
         };
-        if suites.split_whitespace().any(|s| s == SUITE) {
+        if suites.split_whitespace().any(|s| s == HOST_SUITE) {
             return uris.split_whitespace().next().map(str::to_string);
         }
     }

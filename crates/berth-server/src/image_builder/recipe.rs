@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{BASE_REPOSITORY, BASE_TAG, ImageError};
+use super::{BASE_REPOSITORY, ImageError};
 
 /// Engines describe their images with [`ImageRecipe`]; the builder calls it a recipe.
 pub use crate::engines::{HostFile, ImageRecipe as Recipe};
@@ -31,6 +31,8 @@ struct Entry {
 /// A recipe's build context, read once: embedded files first, then host files.
 pub struct Context {
     entries: Vec<Entry>,
+    suite: &'static str,
+    build_args: &'static [(&'static str, &'static str)],
 }
 
 impl Context {
@@ -62,7 +64,11 @@ impl Context {
                 mode: 0o755,
             });
         }
-        Ok(Self { entries })
+        Ok(Self {
+            entries,
+            suite: recipe.suite,
+            build_args: recipe.build_args,
+        })
     }
 
     /// Hash of everything that goes into the image. For recipes without host files it is the
@@ -70,11 +76,20 @@ impl Context {
     pub fn input_hash(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(BASE_REPOSITORY);
-        hasher.update(BASE_TAG);
+        hasher.update(self.suite);
         for entry in &self.entries {
             hasher.update(entry.name.as_bytes());
             hasher.update([0]);
             hasher.update(&entry.bytes);
+            hasher.update([0]);
+        }
+        // After the files, and only when there are any: recipes without build arguments keep
+        // the hash they always had.
+        for (name, value) in self.build_args {
+            hasher.update(b"ARG\0");
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(value.as_bytes());
             hasher.update([0]);
         }
         hex::encode(hasher.finalize())
@@ -109,6 +124,8 @@ mod tests {
     const EMBEDDED: Recipe = Recipe {
         repository: "berth/x",
         tag: "1",
+        suite: "bookworm",
+        build_args: &[],
         files: &[("Dockerfile", "FROM a")],
         host_files: &[],
     };
@@ -134,9 +151,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut old = Sha256::new();
         old.update(BASE_REPOSITORY);
-        old.update(BASE_TAG);
+        old.update("bookworm");
         old.update(b"Dockerfile\0FROM a\0");
         assert_eq!(hash(&EMBEDDED, dir.path()), hex::encode(old.finalize()));
+    }
+
+    #[test]
+    fn input_hash_changes_with_suite_and_build_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let trixie = Recipe {
+            suite: "trixie",
+            ..EMBEDDED
+        };
+        let with_arg = Recipe {
+            build_args: &[("V", "1")],
+            ..EMBEDDED
+        };
+        let other_arg = Recipe {
+            build_args: &[("V", "2")],
+            ..EMBEDDED
+        };
+        let base = hash(&EMBEDDED, dir.path());
+        assert_ne!(base, hash(&trixie, dir.path()));
+        assert_ne!(base, hash(&with_arg, dir.path()));
+        assert_ne!(hash(&with_arg, dir.path()), hash(&other_arg, dir.path()));
     }
 
     #[test]

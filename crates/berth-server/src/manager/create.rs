@@ -160,10 +160,15 @@ impl ServiceManager {
     }
 
     /// The versions a create's `version` may name, each with the image it picks: the major of
-    /// the (configured) default image, then of Berth's own image when that differs.
+    /// the (configured) default image, then of Berth's own image when that differs, then of
+    /// Berth's older images.
     pub fn available_versions(&self, engine: &dyn Engine) -> Vec<(u32, String)> {
         let mut out: Vec<(u32, String)> = Vec::new();
-        for image in [self.default_image(engine), engine.default_image()] {
+        let older = engine.older_images().iter().map(|(_, r)| r.reference());
+        let images = [self.default_image(engine), engine.default_image()]
+            .into_iter()
+            .chain(older);
+        for image in images {
             if let Some(major) = params::image_major(&image)
                 && !out.iter().any(|(m, _)| *m == major)
             {

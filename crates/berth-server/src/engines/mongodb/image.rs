@@ -9,6 +9,8 @@ use crate::engines::ImageRecipe;
 pub const RECIPE: ImageRecipe = ImageRecipe {
     repository: "berth/mongodb",
     tag: "secantusdb-0.7.0b3",
+    suite: "bookworm",
+    build_args: &[],
     files: &[
         (
             "Dockerfile",

@@ -88,6 +88,38 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
+/// Berth's PostgreSQL images: one Dockerfile, the major a build argument, each on the Debian
+/// suite that carries it. 17 (trixie, Debian's newest stable major) is the default; 15
+/// (bookworm) was, and stays buildable for the services made with it.
+const IMAGE_FILES: &[(&str, &str)] = &[
+    (
+        "Dockerfile",
+        include_str!("../../../../../images/postgres/Dockerfile"),
+    ),
+    (
+        "docker-entrypoint.sh",
+        include_str!("../../../../../images/postgres/docker-entrypoint.sh"),
+    ),
+];
+
+const IMAGE_17: ImageRecipe = ImageRecipe {
+    repository: "berth/postgres",
+    tag: "17",
+    suite: "trixie",
+    build_args: &[("PG_MAJOR", "17")],
+    files: IMAGE_FILES,
+    host_files: &[],
+};
+
+const IMAGE_15: ImageRecipe = ImageRecipe {
+    repository: "berth/postgres",
+    tag: "15",
+    suite: "bookworm",
+    build_args: &[("PG_MAJOR", "15")],
+    files: IMAGE_FILES,
+    host_files: &[],
+};
+
 /// A fifth of the default max_connections: one project cannot starve the others.
 const DEFAULT_TENANT_CONNECTION_LIMIT: &str = "20";
 
@@ -169,21 +201,11 @@ impl Engine for Postgres {
     }
 
     fn image_recipe(&self) -> Option<ImageRecipe> {
-        Some(ImageRecipe {
-            repository: "berth/postgres",
-            tag: "15",
-            files: &[
-                (
-                    "Dockerfile",
-                    include_str!("../../../../../images/postgres/Dockerfile"),
-                ),
-                (
-                    "docker-entrypoint.sh",
-                    include_str!("../../../../../images/postgres/docker-entrypoint.sh"),
-                ),
-            ],
-            host_files: &[],
-        })
+        Some(IMAGE_17)
+    }
+
+    fn older_images(&self) -> &'static [(&'static str, ImageRecipe)] {
+        &[("postgres-15", IMAGE_15)]
     }
 
     fn signature(&self) -> Option<super::recognize::Signature> {

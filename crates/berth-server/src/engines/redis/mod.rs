@@ -19,6 +19,37 @@ mod rdb;
 mod sync;
 mod tenancy;
 
+/// Berth's Redis images: one Dockerfile, the version the Debian suite carries. 8 (trixie) is
+/// the default; 7 (bookworm) was, and stays buildable for the services made with it.
+const IMAGE_FILES: &[(&str, &str)] = &[
+    (
+        "Dockerfile",
+        include_str!("../../../../../images/redis/Dockerfile"),
+    ),
+    (
+        "docker-entrypoint.sh",
+        include_str!("../../../../../images/redis/docker-entrypoint.sh"),
+    ),
+];
+
+const IMAGE_8: ImageRecipe = ImageRecipe {
+    repository: "berth/redis",
+    tag: "8",
+    suite: "trixie",
+    build_args: &[("REDIS_VERSION", "8.0")],
+    files: IMAGE_FILES,
+    host_files: &[],
+};
+
+const IMAGE_7: ImageRecipe = ImageRecipe {
+    repository: "berth/redis",
+    tag: "7",
+    suite: "bookworm",
+    build_args: &[("REDIS_VERSION", "7.0")],
+    files: IMAGE_FILES,
+    host_files: &[],
+};
+
 pub struct Redis;
 
 /// Where Berth writes the admin password inside the container (not in the data volume, so a
@@ -127,21 +158,24 @@ impl Engine for Redis {
     }
 
     fn image_recipe(&self) -> Option<ImageRecipe> {
-        Some(ImageRecipe {
-            repository: "berth/redis",
-            tag: "7",
-            files: &[
-                (
-                    "Dockerfile",
-                    include_str!("../../../../../images/redis/Dockerfile"),
-                ),
-                (
-                    "docker-entrypoint.sh",
-                    include_str!("../../../../../images/redis/docker-entrypoint.sh"),
-                ),
-            ],
-            host_files: &[],
-        })
+        Some(IMAGE_8)
+    }
+
+    fn older_images(&self) -> &'static [(&'static str, ImageRecipe)] {
+        &[("redis-7", IMAGE_7)]
+    }
+
+    /// An RDB file loads into the same or a newer Redis (7 -> 8 by a plain image swap keeps
+    /// the data); an older one cannot read it.
+    fn check_major_change(&self, from: u32, to: u32) -> Result<(), String> {
+        if to >= from {
+            return Ok(());
+        }
+        Err(format!(
+            "the data was written by Redis {from}, whose RDB files Redis {to} cannot read: \
+             Berth does not downgrade. Restore a backup taken on Redis {to} into a new \
+             service instead"
+        ))
     }
 
     fn signature(&self) -> Option<super::recognize::Signature> {

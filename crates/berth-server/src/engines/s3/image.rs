@@ -9,6 +9,8 @@ use super::super::{HostFile, ImageRecipe};
 pub const RECIPE: ImageRecipe = ImageRecipe {
     repository: "berth/s3",
     tag: "0.14",
+    suite: "bookworm",
+    build_args: &[],
     files: &[
         (
             "Dockerfile",
