@@ -219,6 +219,11 @@ impl Reconciler {
             // Restore runs are tracked (and failed at startup) in restore_runs; an operation
             // of this kind only ever waits in a queue, so it never runs.
             OpKind::Restore => Ok(OpStatus::Failed),
+            OpKind::Adopt => Ok(if m.resolve_adopt(op, &service).await? {
+                OpStatus::Succeeded
+            } else {
+                OpStatus::RolledBack
+            }),
             OpKind::Start | OpKind::Stop => {
                 self.converge(&service).await?;
                 Ok(OpStatus::Succeeded)

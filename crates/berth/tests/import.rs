@@ -74,6 +74,20 @@ impl UserPostgres {
         }
     }
 
+    fn set_restart_policy(&self, policy: &str) {
+        assert!(docker(&["update", "--restart", policy, &self.name]).0);
+    }
+
+    fn restart_policy(&self) -> String {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.RestartPolicy.Name}}",
+            &self.name,
+        ])
+        .1
+    }
+
     fn running(&self) -> bool {
         docker(&["inspect", "-f", "{{.State.Running}}", &self.name]).1 == "true"
     }
@@ -97,6 +111,7 @@ impl UserPostgres {
 impl Drop for UserPostgres {
     fn drop(&mut self) {
         docker(&["rm", "-f", &self.name]);
+        docker(&["rm", "-f", &format!("{}-before-berth", self.name)]);
         docker(&["volume", "rm", "-f", &self.volume]);
         docker(&["rmi", &self.image]);
     }
@@ -343,4 +358,151 @@ async fn an_imported_container_that_vanishes_is_never_recreated() {
     assert!(!container_exists(&theirs.name));
     assert!(!container_exists(&format!("berth-postgres-{name}")));
     assert!(volume_exists(&theirs.volume), "the data is untouched");
+}
+
+async fn operation_outcome(berth: &Berth, op: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, body) = berth.get(&format!("/api/operations/{op}")).await;
+        if !matches!(body["status"].as_str(), Some("running" | "queued")) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "operation {op} never finished: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_adopted_container_becomes_berths_on_the_same_volume_and_a_crash_gives_it_back() {
+    let mut berth = Berth::start().await;
+    let theirs = UserPostgres::run();
+    theirs.set_restart_policy("unless-stopped");
+    {
+        let mut conn = pg_connect(theirs.port, "postgres", PASSWORD, "postgres")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE kept (v text)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO kept VALUES ('written before the adopt')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let name = unique("adopted");
+    let (status, service) = import(&berth, theirs.import_body(&name, PASSWORD)).await;
+    assert_eq!(status, StatusCode::CREATED, "{service}");
+    let id = service["id"].as_i64().unwrap();
+    let kept_as = format!("{}-before-berth", theirs.name);
+
+    // A crash half way (their container stopped and renamed, Berth's not made yet): the
+    // restart gives it back as it was, running, with its restart policy.
+    let accepted = berth
+        .crash_at(
+            "adopt.after_rename",
+            Method::POST,
+            &format!("/api/external-services/{id}/adopt"),
+            None,
+        )
+        .await;
+    let op = operation_outcome(&berth, accepted["operation"]["id"].as_i64().unwrap()).await;
+    assert_eq!(op["status"], "rolled_back", "{op}");
+    assert!(theirs.running(), "their container runs again");
+    assert!(!container_exists(&kept_as));
+    assert_eq!(theirs.restart_policy(), "unless-stopped");
+    let (_, details) = berth.get(&format!("/api/external-services/{id}")).await;
+    assert_eq!(details["service"]["origin"], "imported", "{details}");
+
+    // The adopt itself.
+    let (status, adopted) = berth
+        .post_wait(&format!("/api/external-services/{id}/adopt"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{adopted}\n{}", berth.log());
+    let berths = format!("berth-postgres-{name}");
+    assert_eq!(adopted["origin"], "berth", "{adopted}");
+    assert_eq!(adopted["container_name"], berths.as_str(), "{adopted}");
+    assert_eq!(adopted["volume_name"], theirs.volume.as_str(), "{adopted}");
+    let (_, mounts) = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Name}} {{end}}",
+        &berths,
+    ]);
+    assert!(mounts.contains(&theirs.volume), "{mounts}");
+    // Theirs is kept, stopped, under another name, and will not come back by itself.
+    assert!(container_exists(&kept_as));
+    assert!(!container_exists(&theirs.name));
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}",
+            &kept_as
+        ])
+        .1,
+        "false no"
+    );
+    let mut conn = pg_connect(theirs.port, "postgres", PASSWORD, "postgres")
+        .await
+        .unwrap();
+    let (v,): (String,) = sqlx::query_as("SELECT v FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(v, "written before the adopt");
+    drop(conn);
+
+    // Now Berth's like any other: an update recreates the container, the data stays.
+    let (status, updated) = berth
+        .call(
+            Method::PUT,
+            &format!("/api/external-services/{id}"),
+            Some(json!({ "parameters": { "max_connections": "50" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    let mut conn = pg_connect(theirs.port, "postgres", PASSWORD, "postgres")
+        .await
+        .unwrap();
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM kept")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    drop(conn);
+    let (status, again) = berth
+        .call(
+            Method::POST,
+            &format!("/api/external-services/{id}/adopt"),
+            None,
+        )
+        .await;
+    refused(
+        status,
+        &again,
+        StatusCode::CONFLICT,
+        "already runs in Berth's own container",
+    );
+
+    // Their kept container still mounts the volume: deleting with the data is refused, naming
+    // it, until it is gone.
+    let (status, answer) = berth
+        .call(
+            Method::DELETE,
+            &format!("/api/external-services/{id}"),
+            None,
+        )
+        .await;
+    refused(status, &answer, StatusCode::CONFLICT, &kept_as);
+    assert!(volume_exists(&theirs.volume));
+    assert!(docker(&["rm", &kept_as]).0);
+    berth.delete_service(id).await;
+    assert!(
+        !volume_exists(&theirs.volume),
+        "Berth's now, deleted with the service"
+    );
 }

@@ -53,6 +53,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crud::create, crud::list))
         .routes(routes!(import::available_containers))
         .routes(routes!(import::import))
+        .routes(routes!(import::adopt))
         .routes(routes!(catalog::types))
         .routes(routes!(catalog::type_parameters))
         .routes(routes!(catalog::providers))

@@ -4,8 +4,11 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{EndpointSettings, NetworkConnectRequest};
-use bollard::query_parameters::ListContainersOptions;
+use bollard::models::{
+    ContainerUpdateBody, EndpointSettings, NetworkConnectRequest, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{ListContainersOptions, RenameContainerOptions};
 
 use super::{DockerClient, DockerError, DockerResult, LABEL_MANAGED};
 
@@ -175,6 +178,68 @@ impl DockerClient {
                     other => Err(other),
                 },
             }
+        })
+        .await
+    }
+
+    /// Renames container `from` to `to`.
+    pub async fn rename_container(&self, from: &str, to: &str) -> DockerResult<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.with(|d| async move {
+            d.rename_container(&from, RenameContainerOptions { name: to })
+                .await
+                .map_err(Into::into)
+        })
+        .await
+    }
+
+    /// Sets container `name`'s restart policy (`no`, `always`, `unless-stopped`,
+    /// `on-failure`), returning the one it had, so it can be put back.
+    pub async fn set_restart_policy(&self, name: &str, policy: &str) -> DockerResult<String> {
+        let name = name.to_string();
+        let wanted = match policy {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        };
+        self.with(|d| async move {
+            let info = d.inspect_container(&name, None).await?;
+            let previous = info
+                .host_config
+                .and_then(|h| h.restart_policy)
+                .and_then(|p| p.name)
+                .map(|n| n.to_string())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "no".into());
+            let body = ContainerUpdateBody {
+                restart_policy: Some(RestartPolicy {
+                    name: Some(wanted),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            };
+            d.update_container(&name, body).await?;
+            Ok(previous)
+        })
+        .await
+    }
+
+    /// Names of the containers (running or not) that mount volume `volume`.
+    pub async fn containers_using_volume(&self, volume: &str) -> DockerResult<Vec<String>> {
+        let volume = volume.to_string();
+        self.with(|d| async move {
+            let options = ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([("volume".to_string(), vec![volume])])),
+                ..Default::default()
+            };
+            Ok(d.list_containers(Some(options))
+                .await?
+                .into_iter()
+                .filter_map(|c| c.names?.first().cloned())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect())
         })
         .await
     }

@@ -44,6 +44,26 @@ impl ServiceManager {
                 linked.join(", ")
             )));
         }
+        if !keep_data && !service.is_imported() && !service.volume_name.is_empty() {
+            // Another container on the same data (the one an adopt kept): removing the volume
+            // would fail half way through the delete, and it is data someone still points at.
+            let others: Vec<String> = self
+                .docker
+                .containers_using_volume(&service.volume_name)
+                .await?
+                .into_iter()
+                .filter(|c| *c != service.container_name)
+                .collect();
+            if !others.is_empty() {
+                return Err(ManagerError::Conflict(format!(
+                    "volume {} of service {:?} is also used by container(s) {}; remove them \
+                     first (`docker rm`), or delete with ?keep_data=true (`--keep-data`)",
+                    service.volume_name,
+                    service.name,
+                    others.join(", ")
+                )));
+            }
+        }
         let destinations = self.store.destinations_in_service(id).await?;
         if !destinations.is_empty() {
             return Err(ManagerError::Conflict(format!(

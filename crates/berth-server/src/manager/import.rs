@@ -350,10 +350,13 @@ pub(super) fn refuse_if_imported(service: &Service, change: &str) -> ManagerResu
     }
     Err(ManagerError::Conflict(format!(
         "service {:?} runs in container {}, which you imported: {change} needs a new container, \
-         and Berth never recreates a container it did not make. Make the change on your \
-         container yourself, or delete the service from Berth (DELETE \
-         /api/external-services/{} keeps the container and its data) and create a Berth \
-         service instead",
-        service.name, service.container_name, service.id
+         and Berth never recreates a container it did not make. Hand it over first with POST \
+         /api/external-services/{id}/adopt (`berth service adopt {name}`: Berth runs its own \
+         container on the same volume and keeps yours, stopped), or make the change on your \
+         container yourself",
+        service.name,
+        service.container_name,
+        id = service.id,
+        name = service.name
     )))
 }

@@ -4,6 +4,7 @@
 //! reports its step, and on failure undoes what it did. The reconciler calls the same undo
 //! and finish functions after a crash.
 
+mod adopt;
 pub mod backing;
 pub mod backup;
 pub mod blob;

@@ -21,6 +21,9 @@ pub enum OpKind {
     /// Loading a backup into the service (restore runs track it; recorded here only while
     /// it waits in the service's queue).
     Restore,
+    /// An imported service's container handed over to Berth (recreated as its own on the
+    /// same volume).
+    Adopt,
 }
 
 impl OpKind {
@@ -34,6 +37,7 @@ impl OpKind {
             OpKind::Delete => "delete",
             OpKind::Recreate => "recreate",
             OpKind::Restore => "restore",
+            OpKind::Adopt => "adopt",
         }
     }
 
@@ -47,6 +51,7 @@ impl OpKind {
             "delete" => OpKind::Delete,
             "recreate" => OpKind::Recreate,
             "restore" => OpKind::Restore,
+            "adopt" => OpKind::Adopt,
             _ => return None,
         })
     }
@@ -180,6 +185,22 @@ impl Store {
             .await,
         )?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// Replaces a running operation's payload: intent it learned on the way (an adopt
+    /// records the restart policy it changed), written before the step that needs undoing.
+    pub async fn set_operation_payload(
+        &self,
+        id: i64,
+        payload: &serde_json::Value,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE operations SET payload = $1, updated_at = $2 WHERE id = $3")
+            .bind(payload.to_string())
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn running_operations(&self) -> StoreResult<Vec<Operation>> {

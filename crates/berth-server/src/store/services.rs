@@ -276,6 +276,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records whose container the service runs in: `Berth`'s own named `container_name`
+    /// once an adopt takes it over, or the user's again when an adopt is undone.
+    pub async fn set_origin(
+        &self,
+        id: i64,
+        origin: Origin,
+        container_name: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE services SET origin = $1, container_name = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(origin.as_str())
+        .bind(container_name)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.changed();
+        Ok(())
+    }
+
     /// Records that a delete of an imported service must remove its container (before the
     /// delete's first Docker call).
     pub async fn set_remove_container(&self, id: i64, remove: bool) -> StoreResult<()> {

@@ -65,6 +65,9 @@ pub enum ServiceCommand {
         #[arg(long)]
         remove_container: bool,
     },
+    /// Hand an imported service over to Berth: its container is stopped and kept (renamed
+    /// `<name>-before-berth`), and Berth runs its own on the same volume.
+    Adopt { service: String },
     /// List containers Berth did not make that run PostgreSQL, Redis, MongoDB or an S3
     /// server, for `berth service import`.
     Importable,
@@ -306,6 +309,19 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
                 &format!("/external-services/{id}/upgrade"),
                 Some(&body),
                 &format!("upgrading {service}"),
+                Some(id),
+                as_json,
+            )
+            .await
+        }
+        ServiceCommand::Adopt { service } => {
+            let id = resolve(api, service).await?;
+            operation(
+                api,
+                Method::POST,
+                &format!("/external-services/{id}/adopt"),
+                None,
+                &format!("adopting {service}"),
                 Some(id),
                 as_json,
             )

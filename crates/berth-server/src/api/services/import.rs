@@ -4,10 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 
-use super::ServiceView;
+use super::{AcceptedResponse, ServiceView, respond_submitted};
 use crate::api::AppState;
-use crate::api::extract::JsonBody;
+use crate::api::extract::{IdPath, JsonBody, Wait, WaitParams};
 use crate::api::problem::ApiResult;
 use crate::api::problem::responses as errors;
 use crate::manager::{AvailableContainer, ImportRequest};
@@ -54,4 +55,32 @@ pub async fn import(
         StatusCode::CREATED,
         Json(ServiceView::masked_with_version(&state.manager, &service).await),
     ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/adopt",
+    tag = "services",
+    summary = "Hand an imported service over to Berth: its container is stopped and kept (renamed `<name>-before-berth`), and Berth runs its own on the same volume",
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
+    responses(
+        AcceptedResponse,
+        (status = 200, description = "Running in Berth's own container (the default)", body = ServiceView),
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
+    )
+)]
+pub async fn adopt(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    wait: Wait,
+) -> ApiResult<Response> {
+    let manager = state.manager.clone();
+    let submitted = state.manager.submit(async move { manager.adopt(id).await });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
 }
