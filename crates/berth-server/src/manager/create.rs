@@ -70,15 +70,7 @@ impl ServiceManager {
     ) -> ManagerResult<(Service, Started)> {
         // Before the row is written: the claim below would refuse too, but too late.
         self.refuse_if_shutting_down()?;
-        let engine = engines::engine(&request.service_type).ok_or_else(|| {
-            ManagerError::BadRequest(format!(
-                "unknown service_type {:?}; supported: {}",
-                request.service_type,
-                engines::service_types().join(", ")
-            ))
-        })?;
-        names::validate_service_name(&request.name)
-            .map_err(|e| ManagerError::BadRequest(format!("invalid service name: {e}")))?;
+        let engine = engine_for_new_service(&request.service_type, &request.name)?;
         let mut params = params::validate_create(engine.params(), &request.parameters)?;
         if let Some(version) = &request.version {
             let image = self.image_for_version(engine, version, params.get(DOCKER_IMAGE))?;
@@ -288,7 +280,24 @@ fn parse_version(version: &str) -> Option<u32> {
     canonical.then(|| major.parse().ok()).flatten()
 }
 
-fn duplicate(name: &str) -> ManagerError {
+/// The engine of a service about to be created or imported, once its type and name are
+/// known to be valid (400 otherwise).
+pub(super) fn engine_for_new_service(
+    service_type: &str,
+    name: &str,
+) -> ManagerResult<&'static dyn Engine> {
+    let engine = engines::engine(service_type).ok_or_else(|| {
+        ManagerError::BadRequest(format!(
+            "unknown service_type {service_type:?}; supported: {}",
+            engines::service_types().join(", ")
+        ))
+    })?;
+    names::validate_service_name(name)
+        .map_err(|e| ManagerError::BadRequest(format!("invalid service name: {e}")))?;
+    Ok(engine)
+}
+
+pub(super) fn duplicate(name: &str) -> ManagerError {
     ManagerError::Conflict(format!("a service named {name:?} already exists"))
 }
 

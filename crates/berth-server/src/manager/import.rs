@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
+use berth_core::Parameters;
 use berth_core::params::{self, DOCKER_IMAGE};
-use berth_core::{Parameters, names};
 use serde::{Deserialize, Serialize};
 
 use super::{ManagerError, ManagerResult, ServiceManager};
 use crate::docker::{ContainerFacts, LABEL_MANAGED};
-use crate::engines::{self, Engine, recognize};
+use crate::engines::{Engine, recognize};
 use crate::store::{self, NewService, Service};
 
 /// A container that could be imported (Temps' `AvailableContainerInfo`).
@@ -97,15 +97,7 @@ impl ServiceManager {
     /// only change to the container is joining Berth's network.
     pub async fn import(self: &Arc<Self>, request: ImportRequest) -> ManagerResult<Service> {
         self.refuse_if_shutting_down()?;
-        let engine = engines::engine(&request.service_type).ok_or_else(|| {
-            ManagerError::BadRequest(format!(
-                "unknown service_type {:?}; supported: {}",
-                request.service_type,
-                engines::service_types().join(", ")
-            ))
-        })?;
-        names::validate_service_name(&request.name)
-            .map_err(|e| ManagerError::BadRequest(format!("invalid service name: {e}")))?;
+        let engine = super::create::engine_for_new_service(&request.service_type, &request.name)?;
         let facts = self
             .importable_container(engine, &request.container_id)
             .await?;
@@ -133,10 +125,7 @@ impl ServiceManager {
             .iter()
             .any(|s| s.name == request.name)
         {
-            return Err(ManagerError::Conflict(format!(
-                "a service named {:?} already exists",
-                request.name
-            )));
+            return Err(super::create::duplicate(&request.name));
         }
         engine.probe(port, &parameters).await.map_err(|reason| {
             ManagerError::BadRequest(format!(
@@ -166,10 +155,7 @@ impl ServiceManager {
             .await
             .map_err(|e| {
                 if store::is_unique_violation(&e) {
-                    ManagerError::Conflict(format!(
-                        "a service named {:?} already exists",
-                        request.name
-                    ))
+                    super::create::duplicate(&request.name)
                 } else {
                     e.into()
                 }

@@ -125,26 +125,10 @@ impl Store {
         new: NewService<'_>,
         payload: &serde_json::Value,
     ) -> StoreResult<(Service, Operation)> {
-        let ts = now();
-        let secrets = self
-            .secrets
-            .encrypt(&serde_json::to_string(new.secrets).expect("map serialises"));
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO services (name, service_type, status, desired_state, parameters, secrets, \
-             container_name, volume_name, created_at, updated_at) \
-             VALUES ($1, $2, 'creating', 'running', $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
-        )))
-        .bind(new.name)
-        .bind(new.service_type)
-        .bind(serde_json::to_string(new.parameters).expect("map serialises"))
-        .bind(secrets)
-        .bind(new.container_name)
-        .bind(new.volume_name)
-        .bind(&ts)
-        .fetch_one(&mut *tx)
-        .await?;
-        let service = self.service_from_row(&row)?;
+        let service = self
+            .insert_service_row(&mut tx, new, "creating", Origin::Berth)
+            .await?;
         let op = insert_operation_in(&mut tx, service.id, None, OpKind::Create, payload).await?;
         tx.commit().await?;
         self.changed();
@@ -154,6 +138,23 @@ impl Store {
     /// Records an imported service: the user's container, verified and attached before this
     /// one write, so there is no intent to finish (a crash before it leaves nothing recorded).
     pub async fn insert_imported_service(&self, new: NewService<'_>) -> StoreResult<Service> {
+        let mut tx = self.pool.begin().await?;
+        let service = self
+            .insert_service_row(&mut tx, new, "running", Origin::Imported)
+            .await?;
+        tx.commit().await?;
+        self.changed();
+        Ok(service)
+    }
+
+    /// The one INSERT of a service row (desired state `running`), secrets encrypted.
+    async fn insert_service_row(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        new: NewService<'_>,
+        status: &str,
+        origin: Origin,
+    ) -> StoreResult<Service> {
         let ts = now();
         let secrets = self
             .secrets
@@ -161,19 +162,19 @@ impl Store {
         let row = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO services (name, service_type, status, desired_state, parameters, secrets, \
              container_name, volume_name, created_at, updated_at, origin) \
-             VALUES ($1, $2, 'running', 'running', $3, $4, $5, $6, $7, $7, 'imported') \
-             RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $8, $9) RETURNING {COLUMNS}"
         )))
         .bind(new.name)
         .bind(new.service_type)
+        .bind(status)
         .bind(serde_json::to_string(new.parameters).expect("map serialises"))
         .bind(secrets)
         .bind(new.container_name)
         .bind(new.volume_name)
         .bind(&ts)
-        .fetch_one(&self.pool)
+        .bind(origin.as_str())
+        .fetch_one(&mut **tx)
         .await?;
-        self.changed();
         self.service_from_row(&row)
     }
 
