@@ -5,13 +5,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address the HTTP API listens on. Loopback by default: put a TLS proxy in front to expose it.
+    /// Address the HTTP API listens on. Loopback by default: set `tls` (or put a TLS proxy in
+    /// front) before listening on another address.
     pub listen: SocketAddr,
+    /// HTTPS for the API (`[tls]`): served with these files instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
     /// Directory for the state database, the secret key, the admin token and image build scratch.
     pub data_dir: PathBuf,
     /// State database URL; defaults to SQLite in `data_dir`. `postgres://...` also works.
@@ -46,6 +49,16 @@ pub struct ServerConfig {
     pub backup_schedule_min_interval_secs: u32,
 }
 
+/// `[tls]`: the API is served over HTTPS (rustls) with this certificate and key, read at start.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server's certificate first, then any intermediates.
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+}
+
 /// See [`ServerConfig::blob_service_name`].
 pub const DEFAULT_BLOB_SERVICE_NAME: &str = "berth-blob";
 /// See [`ServerConfig::blob_max_bytes`]: 5 GiB.
@@ -58,6 +71,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             data_dir: default_data_dir(),
             database_url: None,
             network: "berth".into(),
