@@ -106,3 +106,70 @@ pub fn default_data_dir() -> PathBuf {
         None => PathBuf::from("/var/lib/berth"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration the Debian package installs as /etc/berth/config.toml.
+    const PACKAGED: &str = include_str!("../../../packaging/config.toml");
+
+    /// The packaged file with every commented setting (`# key = ...`, `# [table]`) switched on.
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(key, _)| {
+                            key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        }) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn as_json(config: &ServerConfig) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(config).unwrap() {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn packaged_config_is_the_defaults_on_loopback_in_var_lib() {
+        let config = ServerConfig::from_toml(PACKAGED).unwrap();
+        let expected = ServerConfig {
+            data_dir: PathBuf::from("/var/lib/berth"),
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(as_json(&config), as_json(&expected));
+    }
+
+    #[test]
+    fn packaged_config_shows_every_field_with_its_default() {
+        let text = uncommented(PACKAGED);
+        // Parses: every shown setting is a real field (unknown fields are refused).
+        let shown = ServerConfig::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let defaults = as_json(&ServerConfig {
+            data_dir: PathBuf::from("/var/lib/berth"),
+            ..ServerConfig::default()
+        });
+        let shown = as_json(&shown);
+        for (field, default) in &defaults {
+            assert!(
+                table.contains_key(field),
+                "{field} is missing from config.toml"
+            );
+            // Optional settings and tables show an example; the others their default.
+            if !default.is_null() && !default.is_object() {
+                assert_eq!(&shown[field], default, "{field} does not show its default");
+            }
+        }
+    }
+}
