@@ -199,6 +199,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", server.config.listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("berth: listening on {scheme}://{}", listener.local_addr()?);
+    if tls.is_none() && !server.config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %server.config.listen,
+            "plain HTTP beyond loopback: API tokens cross the network in clear; set [tls] in \
+             the configuration (or put a TLS proxy in front and listen on 127.0.0.1)"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     // Startup reconciliation runs in the background so the API answers at once; the services

@@ -263,3 +263,23 @@ async fn a_key_that_does_not_load_stops_the_start_naming_the_file() {
     // Nothing was started: no state database, no key, no token.
     assert!(!tmp.path().join("data").exists());
 }
+
+#[tokio::test]
+async fn plain_http_beyond_loopback_is_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"0.0.0.0:{port}\"\ndata_dir = {:?}\n",
+            tmp.path().join("data")
+        ),
+    )
+    .unwrap();
+    let mut server = spawn(&config, tmp.path().join("berth.log"));
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &format!("http://127.0.0.1:{port}/healthz"), &mut server).await;
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("plain HTTP beyond loopback"), "{log}");
+}
