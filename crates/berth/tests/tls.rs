@@ -279,7 +279,12 @@ async fn plain_http_beyond_loopback_is_warned_about() {
     .unwrap();
     let mut server = spawn(&config, tmp.path().join("berth.log"));
     let http = reqwest::Client::new();
-    wait_healthy(&http, &format!("http://127.0.0.1:{port}/healthz"), &mut server).await;
+    wait_healthy(
+        &http,
+        &format!("http://127.0.0.1:{port}/healthz"),
+        &mut server,
+    )
+    .await;
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("plain HTTP beyond loopback"), "{log}");
 }
