@@ -248,6 +248,30 @@ async fn the_api_answers_over_https_and_the_cli_trusts_only_the_ca_it_is_given()
             .contains(&format!("https://127.0.0.1:{port}")),
         "{report}"
     );
+
+    // SIGTERM shuts the HTTPS server down as cleanly as the plain one.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "berth serve did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("shut down cleanly"), "{log}");
 }
 
 #[tokio::test]
