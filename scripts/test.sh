@@ -16,11 +16,21 @@ install_packages() {
     command -v psql >/dev/null || missing+=(postgresql-client)
     # The TypeScript SDK's tests run under Debian's node (18 on bookworm), no npm needed.
     command -v node >/dev/null || missing+=(nodejs)
+    # The package test: dpkg-deb reads and unpacks the .deb, systemd-analyze verifies its unit.
+    command -v dpkg-deb >/dev/null || missing+=(dpkg)
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+# cargo-deb builds the Debian package (scripts/package.sh, and the package test).
+install_cargo_deb() {
+    command -v cargo-deb >/dev/null && return
+    log "installing cargo-deb"
+    cargo install cargo-deb --locked
 }
 
 ensure_docker() {
@@ -33,6 +43,7 @@ ensure_docker() {
 }
 
 install_packages
+install_cargo_deb
 ensure_docker
 
 log "building"

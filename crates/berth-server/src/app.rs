@@ -187,11 +187,25 @@ const REQUEST_GRACE: Duration = Duration::from_secs(10);
 /// `shutdown_timeout_secs` to finish, and whatever is still running after that stays recorded
 /// for the reconciler of the next start.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    // A bad certificate or key stops the start before anything else happens.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let server = build(config).await?;
     let listener = tokio::net::TcpListener::bind(server.config.listen)
         .await
         .with_context(|| format!("listening on {}", server.config.listen))?;
-    eprintln!("berth: listening on http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("berth: listening on {scheme}://{}", listener.local_addr()?);
+    if tls.is_none() && !server.config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %server.config.listen,
+            "plain HTTP beyond loopback: API tokens cross the network in clear; set [tls] in \
+             the configuration (or put a TLS proxy in front and listen on 127.0.0.1)"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     // Startup reconciliation runs in the background so the API answers at once; the services
@@ -223,12 +237,27 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let mut hard = stop_rx.clone();
     let app = api::router(server.state.clone());
     let draining = server.state.manager.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stopped = async move {
         let _ = graceful.wait_for(|stop| *stop).await;
         // Keep listening while operations drain: clients can still poll them, and a new
         // operation gets a 503 saying why instead of a refused connection.
         draining.wait_idle(deadline).await;
-    });
+    };
+    let serve = async move {
+        match tls {
+            Some(tls) => {
+                let listener = crate::tls::TlsListener::new(listener, tls)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        }
+    };
     tokio::select! {
         result = serve => result?,
         _ = async {

@@ -5,13 +5,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address the HTTP API listens on. Loopback by default: put a TLS proxy in front to expose it.
+    /// Address the HTTP API listens on. Loopback by default: set `tls` (or put a TLS proxy in
+    /// front) before listening on another address.
     pub listen: SocketAddr,
+    /// HTTPS for the API (`[tls]`): served with these files instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
     /// Directory for the state database, the secret key, the admin token and image build scratch.
     pub data_dir: PathBuf,
     /// State database URL; defaults to SQLite in `data_dir`. `postgres://...` also works.
@@ -46,6 +49,16 @@ pub struct ServerConfig {
     pub backup_schedule_min_interval_secs: u32,
 }
 
+/// `[tls]`: the API is served over HTTPS (rustls) with this certificate and key, read at start.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server's certificate first, then any intermediates.
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+}
+
 /// See [`ServerConfig::blob_service_name`].
 pub const DEFAULT_BLOB_SERVICE_NAME: &str = "berth-blob";
 /// See [`ServerConfig::blob_max_bytes`]: 5 GiB.
@@ -58,6 +71,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             data_dir: default_data_dir(),
             database_url: None,
             network: "berth".into(),
@@ -90,5 +104,72 @@ pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".local/share/berth"),
         None => PathBuf::from("/var/lib/berth"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration the Debian package installs as /etc/berth/config.toml.
+    const PACKAGED: &str = include_str!("../../../packaging/config.toml");
+
+    /// The packaged file with every commented setting (`# key = ...`, `# [table]`) switched on.
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(key, _)| {
+                            key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        }) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn as_json(config: &ServerConfig) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(config).unwrap() {
+            serde_json::Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn packaged_config_is_the_defaults_on_loopback_in_var_lib() {
+        let config = ServerConfig::from_toml(PACKAGED).unwrap();
+        let expected = ServerConfig {
+            data_dir: PathBuf::from("/var/lib/berth"),
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(as_json(&config), as_json(&expected));
+    }
+
+    #[test]
+    fn packaged_config_shows_every_field_with_its_default() {
+        let text = uncommented(PACKAGED);
+        // Parses: every shown setting is a real field (unknown fields are refused).
+        let shown = ServerConfig::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let defaults = as_json(&ServerConfig {
+            data_dir: PathBuf::from("/var/lib/berth"),
+            ..ServerConfig::default()
+        });
+        let shown = as_json(&shown);
+        for (field, default) in &defaults {
+            assert!(
+                table.contains_key(field),
+                "{field} is missing from config.toml"
+            );
+            // Optional settings and tables show an example; the others their default.
+            if !default.is_null() && !default.is_object() {
+                assert_eq!(&shown[field], default, "{field} does not show its default");
+            }
+        }
     }
 }

@@ -14,3 +14,4 @@ pub mod reconciler;
 pub mod s3client;
 pub mod scheduler;
 pub mod store;
+pub mod tls;

@@ -128,7 +128,7 @@ impl ImageBuilder {
         }
         self.ensure_base(recipe.suite, force, progress).await?;
         progress(&format!("building {reference}"));
-        let context = context.tar(&host_ca_bundle().await);
+        let context = context.tar(&host_ca_bundle());
         let mut args = HashMap::from([(
             "BASE".to_string(),
             format!("{BASE_REPOSITORY}:{}", recipe.suite),
@@ -290,13 +290,13 @@ impl OutputTail {
 
 /// The host's CA bundle (`SSL_CERT_FILE`, else the first of [`HOST_CA_PATHS`]), or nothing.
 /// Certificates are public: reading them is no secret handling.
-async fn host_ca_bundle() -> Vec<u8> {
+pub fn host_ca_bundle() -> Vec<u8> {
     let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     for path in from_env
         .into_iter()
         .chain(HOST_CA_PATHS.iter().map(PathBuf::from))
     {
-        if let Ok(bundle) = tokio::fs::read(&path).await {
+        if let Ok(bundle) = std::fs::read(&path) {
             return bundle;
         }
     }

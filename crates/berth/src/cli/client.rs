@@ -1,5 +1,6 @@
 //! A small HTTP client for the Berth API. Problem+json errors become one-line messages.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -14,9 +15,43 @@ pub struct ApiClient {
     token: String,
 }
 
+/// An HTTP client builder that, for an `https://` API, trusts the certificates in `ca_cert`
+/// (`--ca-cert`, `BERTH_CA_CERT`: a PEM file, such as a self-signed server certificate or the
+/// CA that issued it) or else the system's CA bundle (`SSL_CERT_FILE`, or the usual places).
+pub fn http_builder(https: bool, ca_cert: Option<&Path>) -> anyhow::Result<reqwest::ClientBuilder> {
+    let builder = reqwest::Client::builder();
+    if !https {
+        return Ok(builder);
+    }
+    let (bundle, from) = match ca_cert {
+        Some(path) => (
+            std::fs::read(path)
+                .with_context(|| format!("reading the CA certificate {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            berth_server::image_builder::host_ca_bundle(),
+            "the system's CA bundle".to_string(),
+        ),
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(&bundle)
+        .with_context(|| format!("reading certificates from {from}"))?;
+    if certs.is_empty() {
+        anyhow::bail!("no PEM certificate in {from}; pass the API's CA with --ca-cert FILE");
+    }
+    Ok(certs.into_iter().fold(
+        builder.use_rustls_tls().tls_built_in_root_certs(false),
+        |builder, cert| builder.add_root_certificate(cert),
+    ))
+}
+
 impl ApiClient {
-    pub fn new(base: &str, token: String) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    pub fn new(base: &str, token: String, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
+        let https = base
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("https://");
+        let http = http_builder(https, ca_cert)?
             .timeout(Duration::from_secs(600))
             .build()
             .context("building the HTTP client")?;

@@ -144,8 +144,42 @@ async fn checks(config: &ServerConfig) -> Vec<Check> {
         Ok((check, _, _)) => check,
         Err(check) => check,
     });
+    if let Some(tls) = &config.tls {
+        checks.push(match berth_server::tls::server_config(tls) {
+            Ok(_) => pass("tls", format!("HTTPS with {}", tls.cert_path.display())),
+            Err(e) => fail(
+                "tls",
+                format!("{e:#}"),
+                "point [tls] cert_path and key_path in the config at a PEM certificate chain \
+                 and its private key, readable by berth serve",
+            ),
+        });
+    }
     checks.push(server_check(config).await);
     checks
+}
+
+/// The server's own base URL, `https://` when `[tls]` is set.
+fn local_url(config: &ServerConfig) -> String {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}", config.listen)
+}
+
+/// A client for the probes of the local server (`/healthz`, `/metrics`: no token is sent).
+/// Over HTTPS it accepts whatever certificate answers: the certificate's names rarely include
+/// the listen address, and the `tls` check reads the files themselves.
+fn probe_client(config: &ServerConfig) -> Option<reqwest::Client> {
+    let builder = reqwest::Client::builder().timeout(ANSWER_TIMEOUT);
+    let builder = if config.tls.is_some() {
+        builder.use_rustls_tls().danger_accept_invalid_certs(true)
+    } else {
+        builder
+    };
+    builder.build().ok()
 }
 
 /// The state database's integrity, with the number of services and the recorded key
@@ -278,7 +312,7 @@ async fn port_check(config: &ServerConfig) -> Check {
             drop(listener);
             pass("port", format!("{listen} is free for berth serve"))
         }
-        Err(_) if answers_as_berth(listen).await => {
+        Err(_) if answers_as_berth(config).await => {
             pass("port", format!("{listen} is held by berth serve"))
         }
         Err(e) => fail(
@@ -292,11 +326,12 @@ async fn port_check(config: &ServerConfig) -> Check {
     }
 }
 
-async fn answers_as_berth(listen: std::net::SocketAddr) -> bool {
-    let Ok(http) = reqwest::Client::builder().timeout(ANSWER_TIMEOUT).build() else {
+async fn answers_as_berth(config: &ServerConfig) -> bool {
+    let Some(http) = probe_client(config) else {
         return false;
     };
-    let Ok(response) = http.get(format!("http://{listen}/metrics")).send().await else {
+    let url = format!("{}/metrics", local_url(config));
+    let Ok(response) = http.get(url).send().await else {
         return false;
     };
     response
@@ -438,25 +473,18 @@ fn disk_check(path: &Path) -> Check {
 }
 
 async fn server_check(config: &ServerConfig) -> Check {
-    let listen = config.listen;
+    let base = local_url(config);
     let answer = async {
-        let http = reqwest::Client::builder()
-            .timeout(ANSWER_TIMEOUT)
-            .build()
-            .ok()?;
-        let response = http
-            .get(format!("http://{listen}/healthz"))
-            .send()
-            .await
-            .ok()?;
+        let http = probe_client(config)?;
+        let response = http.get(format!("{base}/healthz")).send().await.ok()?;
         let ok = response.status().is_success();
         Some(ok && response.text().await.ok()? == "ok")
     };
     match answer.await {
-        Some(true) => pass("server", format!("berth serve answers at http://{listen}")),
+        Some(true) => pass("server", format!("berth serve answers at {base}")),
         _ => fail(
             "server",
-            format!("nothing answers /healthz at http://{listen}"),
+            format!("nothing answers /healthz at {base}"),
             "start it: berth serve (systemctl start berth where it is installed as a service)",
         ),
     }

@@ -41,6 +41,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub api_url: String,
+    /// CA certificate (PEM) to trust for an https:// API URL instead of the system's CA
+    /// bundle: the server's self-signed certificate, or the CA that issued it.
+    #[arg(long, global = true, env = "BERTH_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// API token; defaults to the admin token file in the data directory.
     #[arg(long, global = true, env = "BERTH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -207,5 +211,5 @@ fn client(cli: &Cli) -> anyhow::Result<ApiClient> {
                 })?
         }
     };
-    ApiClient::new(&cli.api_url, token)
+    ApiClient::new(&cli.api_url, token, cli.ca_cert.as_deref())
 }
