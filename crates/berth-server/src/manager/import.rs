@@ -182,7 +182,7 @@ impl ServiceManager {
                  /api/external-services/available-containers lists what can be imported"
             ))
         };
-        if container_id.trim().is_empty() {
+        if !is_container_reference(container_id) {
             return Err(unknown());
         }
         let facts = self
@@ -229,6 +229,15 @@ impl ServiceManager {
         }
         Ok(facts)
     }
+}
+
+/// A container id (or prefix) or name as Docker writes them (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`):
+/// anything else never reaches Docker's API, whose paths it would otherwise become part of.
+fn is_container_reference(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    text.len() <= 128
+        && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// `host` must name this machine: Berth reaches the server through the port its container
@@ -345,4 +354,28 @@ pub(super) fn refuse_if_imported(service: &Service, change: &str) -> ManagerResu
         id = service.id,
         name = service.name
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_container_reference;
+
+    #[test]
+    fn only_docker_shaped_references_reach_docker() {
+        for good in ["my-postgres", "abc123def456", "db_1.main", "A"] {
+            assert!(is_container_reference(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".",
+            "x/../../images/json",
+            "a?b",
+            "a b",
+            "ü",
+            &"a".repeat(129),
+        ] {
+            assert!(!is_container_reference(bad), "{bad}");
+        }
+    }
 }

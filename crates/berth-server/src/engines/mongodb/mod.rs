@@ -104,6 +104,20 @@ impl Engine for MongoDb {
         })
     }
 
+    /// MongoDB moves its data files forward one major at a time, each step after setting
+    /// `featureCompatibilityVersion`; Berth does not run those steps, so it says so.
+    fn check_major_change(&self, from: u32, to: u32) -> Result<(), String> {
+        if from == to {
+            return Ok(());
+        }
+        Err(format!(
+            "MongoDB {from} data cannot be opened by MongoDB {to} after a plain image swap: \
+             majors are upgraded one at a time, each after setting featureCompatibilityVersion, \
+             and Berth does not run those steps. Back the service up and restore it into a new \
+             service of the new version instead (`berth backup restore ID --into NAME`)"
+        ))
+    }
+
     fn signature(&self) -> Option<super::recognize::Signature> {
         Some(super::recognize::Signature {
             executables: &["mongod", "secantusd"],
