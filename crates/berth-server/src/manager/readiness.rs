@@ -45,7 +45,13 @@ impl ServiceManager {
                         service.container_name
                     )));
                 }
-                Some(info) if !info.running && matches!(info.state.as_str(), "exited" | "dead") => {
+                // `restarting`: it exited and its restart policy is bringing it back, which
+                // for a server still starting means a crash loop; waiting out the deadline
+                // would only delay the same answer.
+                Some(info)
+                    if info.state == "restarting"
+                        || (!info.running && matches!(info.state.as_str(), "exited" | "dead")) =>
+                {
                     let logs = self
                         .docker
                         .container_logs_tail(&service.container_name, 8)
@@ -53,8 +59,9 @@ impl ServiceManager {
                         .unwrap_or_default();
                     return Err(ManagerError::NotStarted(redact(
                         &format!(
-                            "container {} exited while starting; last log lines: {}",
+                            "container {} exited while starting ({}); last log lines: {}",
                             service.container_name,
+                            info.state,
                             logs.trim()
                         ),
                         service,
