@@ -201,6 +201,14 @@ impl Reconciler {
                 m.finish_recreate(&service, op.id).await?;
                 Ok(OpStatus::Succeeded)
             }
+            OpKind::Upgrade if crate::manager::is_major_upgrade(op) => {
+                let on_new = m.resolve_major_upgrade(op, &service).await?;
+                Ok(if on_new {
+                    OpStatus::Succeeded
+                } else {
+                    OpStatus::RolledBack
+                })
+            }
             OpKind::Update | OpKind::Upgrade => {
                 let previous = op
                     .payload

@@ -64,6 +64,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::start))
         .routes(routes!(lifecycle::stop))
         .routes(routes!(lifecycle::upgrade))
+        .routes(routes!(lifecycle::upgrade_rollback))
+        .routes(routes!(lifecycle::upgrade_finalize))
         .routes(routes!(lifecycle::health))
         .routes(routes!(lifecycle::recreate))
         .routes(routes!(operations::list_for_service))

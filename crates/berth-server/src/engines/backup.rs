@@ -120,6 +120,21 @@ pub trait BackupEngine: Send + Sync {
         database: Option<&str>,
     ) -> Result<BTreeMap<String, u64>, String>;
 
+    /// Whether [`BackupEngine::block_writes`] works for this engine (a major upgrade by dump
+    /// and restore needs it).
+    fn can_hold_writes(&self) -> bool {
+        false
+    }
+
+    /// Turns writes off (`blocked`) or on again server-wide, ending the transactions in
+    /// flight, so that a dump taken next holds every write the server will ever accept: a
+    /// major upgrade by dump and restore holds writes from its first dump to its switch. The
+    /// setting survives a restart of the server. `Err` for an engine that cannot.
+    async fn block_writes(&self, service: &ServiceAccess<'_>, blocked: bool) -> Result<(), String> {
+        let _ = (service, blocked);
+        Err("this engine cannot hold writes during an upgrade".into())
+    }
+
     /// Whether a restore holds what the backup counted; `Err` says what differs. Exact by
     /// default; an engine whose data may expire on its own (Redis keys with a TTL) allows it.
     fn counts_match(

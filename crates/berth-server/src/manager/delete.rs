@@ -137,6 +137,8 @@ impl ServiceManager {
             return Ok(());
         }
         let keep_data = row.keep_data;
+        // The old version's volume a major upgrade kept goes (or stays) with the rest.
+        self.forget_major_upgrade(service.id, !keep_data).await?;
         self.step(op_id, "removing container").await;
         self.stop_gracefully(service).await?;
         self.remove_own_container(service).await?;

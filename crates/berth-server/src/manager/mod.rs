@@ -16,6 +16,7 @@ mod import;
 pub mod kv;
 mod lifecycle;
 mod links;
+mod major_upgrade;
 mod ports;
 mod queue;
 mod readiness;
@@ -43,6 +44,7 @@ pub use errors::{ManagerError, ManagerResult};
 pub use health::HealthReport;
 pub use import::{AvailableContainer, ImportRequest};
 pub use links::{AddressKind, LinkInfo, RevokedTenant, TenantView};
+pub use major_upgrade::{DUMP_RESTORE, is_major_upgrade};
 pub use queue::Submitted;
 
 pub use crate::docker::LABEL_INSTANCE;

@@ -131,7 +131,20 @@ impl ServiceManager {
         let to = engines::image_major(engine, target, target_env.as_deref());
         if let (Some(from), Some(to)) = (from, to) {
             engine.check_major_change(from, to).map_err(|why| {
-                ManagerError::BadRequest(format!("{target} is major version {to}: {why}"))
+                let safe_mode = engine
+                    .backup()
+                    .filter(|b| b.can_hold_writes() && to > from)
+                    .map(|_| {
+                        format!(
+                            "; to move the data to {to}, upgrade with \"mode\": \"{}\" \
+                             (`berth service upgrade --dump-restore`)",
+                            super::DUMP_RESTORE
+                        )
+                    })
+                    .unwrap_or_default();
+                ManagerError::BadRequest(format!(
+                    "{target} is major version {to}: {why}{safe_mode}"
+                ))
             })?;
         }
         Ok(())

@@ -25,6 +25,14 @@ impl Store {
         Ok(())
     }
 
+    pub async fn delete_meta(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Rows holding secrets encrypted with the server key (services, tenants, destinations).
     pub async fn count_encrypted_rows(&self) -> StoreResult<i64> {
         let services: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM services")

@@ -298,6 +298,54 @@ impl Store {
         Ok(())
     }
 
+    /// Points a service at other data in one transaction: its data volume, its parameters
+    /// (the image that reads that data), the volume's marker, and the `meta` record `note_key`
+    /// (set to `note`, or removed) that says what to undo. A major upgrade switches with it,
+    /// and its rollback switches back.
+    pub async fn switch_service_data(
+        &self,
+        id: i64,
+        volume_name: &str,
+        parameters: &Parameters,
+        volume_marker: Option<&str>,
+        note_key: &str,
+        note: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE services SET volume_name = $1, parameters = $2, volume_marker = $3, \
+             updated_at = $4 WHERE id = $5",
+        )
+        .bind(volume_name)
+        .bind(serde_json::to_string(parameters).expect("map serialises"))
+        .bind(volume_marker)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        match note {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(note_key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM meta WHERE key = $1")
+                    .bind(note_key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.changed();
+        Ok(())
+    }
+
     /// Records that a delete of an imported service must remove its container (before the
     /// delete's first Docker call).
     pub async fn set_remove_container(&self, id: i64, remove: bool) -> StoreResult<()> {

@@ -45,11 +45,19 @@ pub enum ServiceCommand {
         #[arg(long = "param", value_name = "KEY=VALUE", required = true)]
         params: Vec<String>,
     },
-    /// Swap the image (same major version), keeping the data.
+    /// Swap the image (same major version), keeping the data; with --dump-restore, move a
+    /// PostgreSQL service to a newer major (the old data is kept until upgrade-finalize).
     Upgrade {
         service: String,
         docker_image: String,
+        /// Dump and restore into a new volume, verified before the switch (PostgreSQL majors).
+        #[arg(long)]
+        dump_restore: bool,
     },
+    /// Go back to the version before the last major upgrade.
+    UpgradeRollback { service: String },
+    /// Keep the last major upgrade: the old version's volume is removed.
+    UpgradeFinalize { service: String },
     /// Delete a service, its container and (unless --keep-data) its volume. An imported
     /// service is only forgotten: its container and volumes stay (see --remove-container).
     Delete {
@@ -297,12 +305,42 @@ pub async fn run(command: &ServiceCommand, api: &ApiClient, as_json: bool) -> an
             )
             .await
         }
+        ServiceCommand::UpgradeRollback { service } => {
+            let id = resolve(api, service).await?;
+            operation(
+                api,
+                Method::POST,
+                &format!("/external-services/{id}/upgrade/rollback"),
+                None,
+                &format!("rolling {service} back"),
+                Some(id),
+                as_json,
+            )
+            .await
+        }
+        ServiceCommand::UpgradeFinalize { service } => {
+            let id = resolve(api, service).await?;
+            let (_, view) = api
+                .post(
+                    &format!("/external-services/{id}/upgrade/finalize"),
+                    &json!({}),
+                )
+                .await?;
+            output::print(&view, as_json);
+            Ok(())
+        }
         ServiceCommand::Upgrade {
             service,
             docker_image,
+            dump_restore,
         } => {
             let id = resolve(api, service).await?;
-            let body = json!({ "docker_image": docker_image });
+            let mode = if *dump_restore {
+                "dump_restore"
+            } else {
+                "image_swap"
+            };
+            let body = json!({ "docker_image": docker_image, "mode": mode });
             operation(
                 api,
                 Method::POST,

@@ -79,13 +79,26 @@ pub struct UpgradeRequest {
         max_length = 255
     )]
     pub docker_image: String,
+    /// `image_swap` (the default): recreate the container with the new image on the same
+    /// volume, same major only. `dump_restore` (PostgreSQL): a newer major, by dump and restore
+    /// into a new volume, switched to once verified; the old volume is kept until
+    /// `upgrade/finalize` (`upgrade/rollback` goes back to it).
+    #[serde(default)]
+    pub mode: Option<UpgradeMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpgradeMode {
+    ImageSwap,
+    DumpRestore,
 }
 
 #[utoipa::path(
     post,
     path = "/external-services/{id}/upgrade",
     tag = "services",
-    summary = "Swap the image within the same major version, keeping the volume",
+    summary = "Swap the image within the same major version, keeping the volume; or, with mode dump_restore, move to a newer major",
     params(("id" = i64, Path, description = "Service id"), WaitParams),
     request_body = UpgradeRequest,
     responses(
@@ -109,10 +122,68 @@ pub async fn upgrade(
     JsonBody(request): JsonBody<UpgradeRequest>,
 ) -> ApiResult<Response> {
     let manager = state.manager.clone();
+    let submitted = state.manager.submit(async move {
+        match request.mode {
+            Some(UpgradeMode::DumpRestore) => manager.upgrade_major(id, request.docker_image).await,
+            _ => manager.upgrade(id, request.docker_image).await,
+        }
+    });
+    respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/upgrade/rollback",
+    tag = "services",
+    summary = "Go back to the version before the last major upgrade (its volume was kept); writes made since stay in the newer volume, which is kept",
+    params(("id" = i64, Path, description = "Service id"), WaitParams),
+    responses(
+        AcceptedResponse,
+        (status = 200, description = "Back on the previous version (the default)", body = ServiceView),
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::NotStarted,
+        errors::OperationFailed,
+        errors::Unavailable
+    )
+)]
+pub async fn upgrade_rollback(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    wait: Wait,
+) -> ApiResult<Response> {
+    let manager = state.manager.clone();
     let submitted = state
         .manager
-        .submit(async move { manager.upgrade(id, request.docker_image).await });
+        .submit(async move { manager.rollback_major_upgrade(id).await });
     respond_submitted(&state, submitted, wait, id, StatusCode::OK).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/external-services/{id}/upgrade/finalize",
+    tag = "services",
+    summary = "Keep the last major upgrade: the previous version's volume is removed",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, description = "Finalized", body = ServiceView),
+        errors::Unauthorized,
+        errors::NotFound,
+        errors::Conflict,
+        errors::Unavailable
+    )
+)]
+pub async fn upgrade_finalize(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ServiceView>> {
+    let message = state.manager.finalize_major_upgrade(id).await?;
+    tracing::info!(service_id = id, "{message}");
+    let service = state.manager.service(id).await?;
+    Ok(Json(
+        ServiceView::masked_with_version(&state.manager, &service).await,
+    ))
 }
 
 /// The explicit way out of `data_missing`: starts the service again with EMPTY data, its

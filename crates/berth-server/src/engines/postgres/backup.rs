@@ -39,6 +39,44 @@ pub(super) const COUNT_ROWS: &str = "\
 
 #[async_trait]
 impl BackupEngine for Postgres {
+    fn can_hold_writes(&self) -> bool {
+        true
+    }
+
+    async fn block_writes(&self, service: &ServiceAccess<'_>, blocked: bool) -> Result<(), String> {
+        let mut conn = admin_connection(service.host_port, service.params, CONNECT_TIMEOUT).await?;
+        let run = |sql: &'static str| sqlx::query(sql);
+        // This session may change the setting whatever the server's default is by now.
+        run("SET default_transaction_read_only = off")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("holding writes: {e}"))?;
+        let statement = if blocked {
+            "ALTER SYSTEM SET default_transaction_read_only = on"
+        } else {
+            "ALTER SYSTEM RESET default_transaction_read_only"
+        };
+        run(statement)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("holding writes: {e}"))?;
+        run("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("reloading the configuration: {e}"))?;
+        if blocked {
+            // A transaction begun before the reload could still commit a write after the
+            // dump's snapshot: end them all (clients reconnect into read-only sessions).
+            run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("ending open transactions: {e}"))?;
+        }
+        conn.close().await.ok();
+        Ok(())
+    }
+
     async fn plan(&self, service: &ServiceAccess<'_>) -> Result<Vec<DumpPart>, String> {
         let mut conn = admin_connection(service.host_port, service.params, CONNECT_TIMEOUT).await?;
         let databases: Vec<String> = sqlx::query_scalar(
