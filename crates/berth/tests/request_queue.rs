@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 /// starts: the container runs, the readiness probe never succeeds, and the upgrade holds its
 /// service for the whole readiness timeout, then rolls back.
 fn never_ready_redis() -> String {
-    let tag = "berth-test/redis-never-ready:7";
+    let tag = "berth-test/redis-never-ready:8";
     let dir = std::env::temp_dir().join(unique("never-ready"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
-        "FROM berth/redis:7\nENTRYPOINT [\"sleep\", \"infinity\"]\n",
+        "FROM berth/redis:8\nENTRYPOINT [\"sleep\", \"infinity\"]\n",
     )
     .unwrap();
     let (ok, out) = docker(&["build", "-q", "-t", tag, dir.to_str().unwrap()]);
