@@ -25,6 +25,7 @@ use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use support::pg::{in_container, psql};
 use support::{Api, Cleanup, free_port, random_hex, spawn_server};
 
 #[tokio::main]
@@ -215,51 +216,6 @@ async fn poll(api: &Api, path: &str, field: &str) -> anyhow::Result<Value> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// `docker` with room for minutes of work (filling or dumping a gigabyte).
-async fn docker(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    let mut cmd = tokio::process::Command::new("docker");
-    cmd.args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(1800), cmd.output())
-        .await
-        .context("docker timed out")?
-        .context("running docker")
-}
-
-async fn psql(container: &str, database: &str, sql: &str) -> anyhow::Result<String> {
-    let out = docker(&[
-        "exec",
-        "-u",
-        "postgres",
-        container,
-        "psql",
-        "-X",
-        "-qAt",
-        "-h",
-        "/var/run/postgresql",
-        "-U",
-        "postgres",
-        "-d",
-        database,
-        "-c",
-        sql,
-    ])
-    .await?;
-    if !out.status.success() {
-        bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn in_container(container: &str, script: &str) -> anyhow::Result<()> {
-    let out = docker(&["exec", "-u", "postgres", container, "sh", "-c", script]).await?;
-    if !out.status.success() {
-        bail!("{script}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
 }
 
 /// Samples the server's VmRSS every 20 ms on a thread until stopped: (before, peak) in kB.
