@@ -102,6 +102,21 @@ impl Fixture {
         (orders, admin_rows)
     }
 
+    /// Deletes the service (linked: forced) and every volume an upgrade left of it.
+    async fn delete(&self, berth: &Berth) {
+        let (status, body) = berth
+            .call(
+                Method::DELETE,
+                &format!("/api/external-services/{}?force=true", self.id),
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+        for volume in volumes_of(&self.volume) {
+            docker(&["volume", "rm", "-f", &volume]);
+        }
+    }
+
     async fn tenant_writes(&self, id: i32) -> Result<(), sqlx::Error> {
         let (user, password, db) = &self.tenant;
         let mut conn = pg_connect(self.port, user, password, db).await?;
@@ -251,17 +266,7 @@ async fn a_postgres_15_service_moves_to_17_keeping_roles_data_and_links_and_can_
         "finalize removes the old volume"
     );
     assert_eq!(f.server_major().await, 17);
-    let (status, body) = berth
-        .call(
-            Method::DELETE,
-            &format!("/api/external-services/{}?force=true", f.id),
-            None,
-        )
-        .await;
-    assert!(status.is_success(), "{status} {body}");
-    for volume in volumes_of(&f.volume) {
-        docker(&["volume", "rm", "-f", &volume]);
-    }
+    f.delete(&berth).await;
 }
 
 #[tokio::test]
@@ -306,15 +311,5 @@ async fn kill_9_at_each_step_of_a_major_upgrade_ends_on_one_version_with_all_dat
             .await;
         assert_eq!(health["healthy"], true, "{point}: {health}");
     }
-    let (status, body) = berth
-        .call(
-            Method::DELETE,
-            &format!("/api/external-services/{}?force=true", f.id),
-            None,
-        )
-        .await;
-    assert!(status.is_success(), "{status} {body}");
-    for volume in volumes_of(&f.volume) {
-        docker(&["volume", "rm", "-f", &volume]);
-    }
+    f.delete(&berth).await;
 }
