@@ -188,6 +188,30 @@ async fn a_users_postgres_container_is_found_verified_imported_and_stays_theirs(
         StatusCode::BAD_REQUEST,
         "looks like PostgreSQL",
     );
+    // A container that runs no database at all.
+    let idle = unique("idle");
+    assert!(
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &idle,
+            "berth/debian-base:bookworm",
+            "sleep",
+            "600"
+        ])
+        .0
+    );
+    let mut body = theirs.import_body(&name, PASSWORD);
+    body["container_id"] = json!(idle);
+    let (status, answer) = import(&berth, body).await;
+    docker(&["rm", "-f", &idle]);
+    refused(
+        status,
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "does not run a PostgreSQL server",
+    );
     let mut body = theirs.import_body(&name, PASSWORD);
     body["parameters"]
         .as_object_mut()

@@ -266,6 +266,22 @@ async fn a_postgres_15_service_moves_to_17_keeping_roles_data_and_links_and_can_
         "finalize removes the old volume"
     );
     assert_eq!(f.server_major().await, 17);
+    // Back to an older major is not an upgrade.
+    let (status, body) = upgrade(
+        &berth,
+        f.id,
+        json!({ "docker_image": "berth/postgres:15", "mode": "dump_restore" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("newer major only"),
+        "{body}"
+    );
+    assert_eq!(f.rows().await, (1002, 3));
     f.delete(&berth).await;
 }
 
