@@ -20,7 +20,10 @@ fn never_ready_redis() -> String {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("Dockerfile"),
-        "FROM berth/redis:8\nENTRYPOINT [\"sleep\", \"infinity\"]\n",
+        // A shell that ignores the arguments Berth passes (its start script), so the container
+        // stays up without ever serving: `sleep` given them would exit, and a crash loop is
+        // refused at once, not held for the readiness timeout.
+        "FROM berth/redis:8\nENTRYPOINT [\"sh\", \"-c\", \"exec sleep infinity\", \"never-ready\"]\n",
     )
     .unwrap();
     let (ok, out) = docker(&["build", "-q", "-t", tag, dir.to_str().unwrap()]);
