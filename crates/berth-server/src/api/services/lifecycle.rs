@@ -140,6 +140,7 @@ pub async fn upgrade(
     responses(
         AcceptedResponse,
         (status = 200, description = "Back on the previous version (the default)", body = ServiceView),
+        errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
         errors::Conflict,
@@ -168,6 +169,7 @@ pub async fn upgrade_rollback(
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, description = "Finalized", body = ServiceView),
+        errors::BadRequest,
         errors::Unauthorized,
         errors::NotFound,
         errors::Conflict,
